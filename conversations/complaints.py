@@ -1,0 +1,158 @@
+"""Complaints: creation with a fresh reference and legal clocks, status changes, the audit trail."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam
+from sqlalchemy import select as core_select
+from sqlmodel import Session, select
+
+from config.loader import GatewayConfig
+from conversations import reference as refs
+from conversations.deadlines import due_dates
+from store import fast
+from store.models import Complaint, ComplaintEvent
+
+_complaints = Complaint.__table__  # type: ignore[attr-defined]
+_events = ComplaintEvent.__table__  # type: ignore[attr-defined]
+_REFERENCE_TAKEN = core_select(_complaints.c.id).where(_complaints.c.reference == bindparam("ref"))
+
+KINDS = ("complaint", "observation", "suggestion")
+STATUSES = ("new", "assigned", "in_progress", "answered", "closed", "rejected")
+OPEN_STATUSES = ("new", "assigned", "in_progress")
+# Allowed moves; answered/closed/rejected -> in_progress or assigned is a reopen.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "new": frozenset({"assigned", "in_progress", "rejected", "answered"}),
+    "assigned": frozenset({"new", "assigned", "in_progress", "answered", "rejected"}),
+    "in_progress": frozenset({"new", "assigned", "answered", "rejected"}),
+    "answered": frozenset({"closed", "in_progress", "assigned"}),
+    "closed": frozenset({"in_progress", "assigned"}),
+    "rejected": frozenset({"new", "assigned", "in_progress"}),
+}
+REOPEN_FROM = frozenset({"answered", "closed", "rejected"})
+
+
+class TransitionError(ValueError):
+    """A status change the workflow does not allow."""
+
+
+def add_event(session: Session, complaint: Complaint, actor: str, type_: str, *, at: datetime,
+              note: str | None = None, from_status: str | None = None, to_status: str | None = None,
+              data: dict[str, Any] | None = None) -> ComplaintEvent:
+    return fast.new(session, ComplaintEvent, complaint_id=complaint.id, actor=actor, type=type_, at=at, note=note,
+                    from_status=from_status, to_status=to_status, data=data or {})
+
+
+def _insert_event(session: Session, complaint_id: int, actor: str, type_: str, *, at: datetime,
+                  from_status: str | None = None, to_status: str | None = None,
+                  data: dict[str, Any] | None = None) -> int:
+    """``add_event`` for callers that need no ORM object back: one Core INSERT."""
+    return fast.insert_row(session, _events, dict(complaint_id=complaint_id, at=at, actor=actor, type=type_,
+                                                  from_status=from_status, to_status=to_status, note=None,
+                                                  data=data or {}))
+
+
+def new_reference(session: Session) -> str:
+    for _ in range(20):
+        candidate = refs.generate()
+        if fast.execute(session, _REFERENCE_TAKEN, {"ref": candidate}).first() is None:
+            return candidate
+    raise RuntimeError("could not draw a free complaint reference")
+
+
+def create_complaint(
+    session: Session,
+    config: GatewayConfig,
+    *,
+    now: datetime,
+    text: str,
+    channel: str,
+    actor: str,
+    contact_id: int | None,
+    identity_id: int | None,
+    conversation_id: int | None = None,
+    kind: str = "complaint",
+    category: str | None = None,
+    administration: str | None = None,
+    place: str | None = None,
+    language: str | None = None,
+    confidence: float | None = None,
+    reasons: tuple[str, ...] | list[str] = (),
+    created_by: str | None = None,
+    consent_sms: bool = True,
+    anonymous: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> Complaint:
+    """A new complaint, with its clocks and its first events (created, and routed if routed)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+    ack_due, answer_due = due_dates(now, config.deadlines, kind, administration)
+    status = "assigned" if administration else "new"
+    complaint = fast.new(
+        session, Complaint, reference=new_reference(session), kind=kind, text=text, category=category,
+        administration=administration, place=place, status=status, language=language, channel=channel,
+        contact_id=contact_id, identity_id=identity_id, conversation_id=conversation_id,
+        created_by=created_by, consent_sms=consent_sms, anonymous=anonymous,
+        routing_confidence=confidence, routing_reasons=list(reasons), received_at=now, updated_at=now,
+        ack_due_at=ack_due, answer_due_at=answer_due, assigned_at=now if administration else None,
+        extra=extra or {},
+    )
+    _insert_event(session, complaint.id, actor, "created", at=now, to_status="new",  # type: ignore[arg-type]
+                  data={"channel": channel, "kind": kind})
+    if administration:
+        _insert_event(session, complaint.id, actor if created_by else "router", "routed", at=now,  # type: ignore[arg-type]
+                      from_status="new", to_status="assigned",
+                      data={"category": category, "administration": administration, "place": place,
+                            "confidence": confidence, "reasons": list(reasons)})
+    from conversations.duplicates import flag_probable_duplicate  # here: duplicates imports this module
+
+    flag_probable_duplicate(session, config, complaint, now)
+    return complaint
+
+
+def change_status(session: Session, complaint: Complaint, to_status: str, *, actor: str, now: datetime,
+                  note: str | None = None, reason: str | None = None) -> ComplaintEvent | None:
+    """Move ``complaint`` to ``to_status``; None when it already is there (nothing happens)."""
+    if to_status not in STATUSES:
+        raise TransitionError(f"unknown status {to_status!r}; one of {', '.join(STATUSES)}")
+    from_status = complaint.status
+    if to_status == from_status:
+        return None
+    if to_status not in TRANSITIONS[from_status]:
+        raise TransitionError(f"a complaint cannot go from {from_status} to {to_status}")
+    if to_status == "rejected" and not (reason or note):
+        raise TransitionError("a rejection needs a reason")
+    if to_status in ("assigned", "in_progress") and not complaint.administration:
+        raise TransitionError("assign the complaint to an administration first")
+    reopened = from_status in REOPEN_FROM and to_status in OPEN_STATUSES  # answered -> closed is no reopen
+    complaint.status = to_status
+    complaint.updated_at = now
+    if to_status == "assigned" and complaint.assigned_at is None:
+        complaint.assigned_at = now
+    if to_status == "in_progress" and complaint.acknowledged_at is None:
+        complaint.acknowledged_at = now
+        complaint.assigned_at = complaint.assigned_at or now
+    if to_status == "answered":
+        complaint.answered_at = now
+        complaint.acknowledged_at = complaint.acknowledged_at or now
+    if to_status == "closed":
+        complaint.closed_at = now
+    if to_status == "rejected":
+        complaint.rejected_reason = reason or note
+        complaint.closed_at = now
+    if reopened:
+        complaint.reopened_count += 1
+        complaint.closed_at = None
+        complaint.answered_at = None if to_status != "answered" else complaint.answered_at
+    session.add(complaint)
+    return add_event(session, complaint, actor, "reopened" if reopened else "status_changed", at=now,
+                     from_status=from_status, to_status=to_status, note=note,
+                     data={"reason": reason} if reason else {})
+
+
+def find_by_reference(session: Session, reference: str) -> Complaint | None:
+    digits = refs.parse(reference)
+    if digits is None:
+        return None
+    return session.exec(select(Complaint).where(Complaint.reference == digits)).first()

@@ -1,0 +1,70 @@
+"""URN -> contact resolution, and which channel reaches an identity."""
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from conversations.messages import urn_scheme
+from store import fast
+from store.models import Contact, Identity
+from store.types import utcnow
+
+# The channel that sends to each URN scheme.
+CHANNEL_FOR_SCHEME = {"tel": "sms", "mailto": "email", "telegram": "telegram"}
+
+
+def find_identity(session: Session, urn: str) -> Identity | None:
+    return session.exec(select(Identity).where(Identity.urn == urn)).first()
+
+
+def resolve(session: Session, urn: str, language: str | None = None,
+            display_name: str | None = None) -> tuple[Contact, Identity]:
+    """The contact and identity for ``urn``, created on first contact."""
+    contact, identity, _ = resolve_new(session, urn, language, display_name)
+    return contact, identity
+
+
+def resolve_new(session: Session, urn: str, language: str | None = None,
+                display_name: str | None = None) -> tuple[Contact, Identity, bool]:
+    """Like ``resolve``, and whether the identity was created now (one query when it exists)."""
+    found = session.exec(select(Identity, Contact).join(Contact, Contact.id == Identity.contact_id)  # type: ignore[arg-type]
+                         .where(Identity.urn == urn)).first()
+    if found is not None:
+        identity, contact = found
+        return contact, identity, False
+    now = utcnow()
+    contact = fast.new(session, Contact, language=language, display_name=display_name, created_at=now)
+    identity = fast.new(session, Identity, contact_id=contact.id, urn=urn, scheme=urn_scheme(urn),
+                        created_at=now, extra={})
+    return contact, identity, True
+
+
+def link_identity(session: Session, contact: Contact, urn: str) -> Identity:
+    """Attach ``urn`` to ``contact`` (e.g. a phone number shared in Telegram).
+
+    When the URN already belongs to another contact, that contact's identities, conversations
+    and complaints are merged into ``contact`` so one person has one history.
+    """
+    from store.models import Complaint, Conversation, Message  # local: only needed for merges
+
+    identity = find_identity(session, urn)
+    if identity is None:
+        identity = Identity(contact_id=contact.id, urn=urn, scheme=urn_scheme(urn))  # type: ignore[arg-type]
+        session.add(identity)
+        session.flush()
+        return identity
+    if identity.contact_id == contact.id:
+        return identity
+    other_id = identity.contact_id
+    for model in (Identity, Conversation, Complaint, Message):
+        for row in session.exec(select(model).where(model.contact_id == other_id)).all():  # type: ignore[attr-defined]
+            row.contact_id = contact.id
+            session.add(row)
+    session.flush()
+    return identity
+
+
+def reachable_identities(session: Session, contact_id: int) -> list[Identity]:
+    rows = session.exec(select(Identity).where(Identity.contact_id == contact_id,
+                                               Identity.unreachable == False)  # noqa: E712
+                        .order_by(Identity.id)).all()
+    return [row for row in rows if row.scheme in CHANNEL_FOR_SCHEME]

@@ -1,0 +1,189 @@
+"""Ingest: persist an inbound message exactly once, then let the channel's dialogue act on it.
+
+Everything (the message, the complaint it creates or continues, the replies in the outbox)
+commits in one transaction, before the webhook is acknowledged. A provider retry of the same
+message id finds the stored row and creates nothing.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import Session
+
+from conversations import identities
+from conversations.messages import InboundMessage, mask_urn
+from conversations.outbox import Queued, queue_message
+from conversations.ratelimit import ReplyLimits, limit_reached, record_suppressed
+from store import fast
+from store.models import Complaint, Contact, Conversation, Identity, Message
+
+if TYPE_CHECKING:
+    from conversations.core import Core
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    message_id: int
+    duplicate: bool = False
+    complaint_id: int | None = None
+    complaint_reference: str | None = None
+    created_complaint: bool = False
+    outbox_ids: tuple[int, ...] = ()
+    action: str = ""
+
+
+@dataclass
+class DialogueContext:
+    """What a dialogue handler gets: the stored message and who sent it, in an open transaction."""
+
+    core: "Core"
+    session: Session
+    inbound: InboundMessage
+    message: Message
+    contact: Contact
+    identity: Identity
+    conversation: Conversation
+    now: datetime
+    language: str
+    queued: list[Queued] = field(default_factory=list)
+    complaint: Complaint | None = None
+    created_complaint: bool = False
+    action: str = ""
+    # Defaults a channel's dialogue sets for every reply (e.g. the email subject and References).
+    reply_subject: str | None = None
+    reply_meta: dict[str, Any] = field(default_factory=dict)
+
+    def reply(self, text: str, *, template: str | None = None, essential: bool = True, suffix: str = "",
+              meta: dict[str, Any] | None = None, subject: str | None = None) -> Queued | None:
+        """Queue an answer to this inbound message on the channel it came from (unless a limit on
+        automatic replies is reached: then it is recorded as suppressed and not sent)."""
+        limit = limit_reached(self.session, ReplyLimits.from_config(self.core.config), self.identity, self.now)
+        if limit is not None:
+            record_suppressed(self.session, identity=self.identity, text=text, limit=limit, now=self.now,
+                              language=self.language, complaint_id=self.complaint.id if self.complaint else None,
+                              conversation_id=self.conversation.id, template=template)
+            return None
+        queued = queue_message(
+            self.session, identity=self.identity, text=text, language=self.language,
+            intent_key=f"reply:{self.message.id}{':' + suffix if suffix else ''}", complaint=self.complaint,
+            conversation_id=self.conversation.id, template=template, essential=essential,
+            service_address=self.inbound.service_address, thread_ref=self.inbound.thread_ref,
+            subject=subject if subject is not None else self.reply_subject,
+            meta={**self.reply_meta, **(meta or {})} or None,
+        )
+        if queued:
+            self.queued.append(queued)
+        return queued
+
+    def say(self, key: str, *, essential: bool = True, suffix: str = "", **values: Any) -> Queued | None:
+        return self.reply(self.core.templates.render(self.language, key, **values), template=key,
+                          essential=essential, suffix=suffix)
+
+
+Dialogue = Callable[[DialogueContext], None]
+
+
+_messages = Message.__table__  # type: ignore[attr-defined]
+_conversations = Conversation.__table__  # type: ignore[attr-defined]
+_EXISTING = select(_messages.c.id, _messages.c.complaint_id).where(
+    _messages.c.channel == bindparam("channel"), _messages.c.provider_message_id == bindparam("pid"))
+_LATEST_CONVERSATION = select(_conversations.c.id).where(
+    _conversations.c.identity_id == bindparam("identity_id"), _conversations.c.channel == bindparam("channel"),
+).order_by(_conversations.c.id.desc()).limit(1)
+_SET_MESSAGE_COMPLAINT = update(_messages).where(_messages.c.id == bindparam("mid")).values(
+    complaint_id=bindparam("cid"))
+_SET_CONVERSATION_COMPLAINT = update(_conversations).where(_conversations.c.id == bindparam("vid")).values(
+    complaint_id=bindparam("cid"))
+
+
+def _existing(session: Session, inbound: InboundMessage) -> tuple[int, int | None] | None:
+    """(id, complaint_id) of the stored message with this provider id, if any."""
+    row = fast.execute(session, _EXISTING, {"channel": inbound.channel, "pid": inbound.provider_message_id}).first()
+    return (int(row[0]), row[1]) if row is not None else None
+
+
+def _conversation(session: Session, contact: Contact, identity: Identity, inbound: InboundMessage,
+                  now: datetime, new_identity: bool = False) -> Conversation:
+    # A brand-new identity has no conversation yet: no need to look.
+    found = None if new_identity else fast.execute(
+        session, _LATEST_CONVERSATION, {"identity_id": identity.id, "channel": inbound.channel}).scalar()
+    if found is not None:
+        conversation = session.get(Conversation, found)
+        assert conversation is not None
+        conversation.last_message_at = now
+        return conversation
+    return fast.new(session, Conversation, contact_id=contact.id, identity_id=identity.id, channel=inbound.channel,
+                    service_address=inbound.service_address, state={}, created_at=now, last_message_at=now)
+
+
+def ingest_sync(core: "Core", inbound: InboundMessage, dialogue: Dialogue) -> IngestResult:
+    """Store ``inbound`` once and run ``dialogue`` on it, all in one transaction."""
+    for attempt in range(3):
+        try:
+            with core.db.session() as session:
+                found = _existing(session, inbound)
+                if found is not None:
+                    return IngestResult(message_id=found[0], duplicate=True, complaint_id=found[1])
+                now = core.clock.now()
+                contact, identity, new_identity = identities.resolve_new(session, inbound.sender,
+                                                                         display_name=inbound.sender_name)
+                conversation = _conversation(session, contact, identity, inbound, now, new_identity)
+                message = fast.new(session, Message, **dict(
+                    direction="in", channel=inbound.channel, provider_message_id=inbound.provider_message_id,
+                    conversation_id=conversation.id, contact_id=contact.id, identity_id=identity.id,
+                    urn=inbound.sender, service_address=inbound.service_address, kind=inbound.kind,
+                    text=inbound.text, subject=inbound.subject, thread_ref=inbound.thread_ref,
+                    attachments=[_attachment_json(a) for a in inbound.attachments], language=inbound.language,
+                    status="received", raw=dict(inbound.raw), created_at=now, received_at=inbound.received_at,
+                ))
+                language = core.reply_language(inbound, contact)
+                ctx = DialogueContext(core, session, inbound, message, contact, identity, conversation, now, language)
+                dialogue(ctx)
+                if ctx.complaint is not None:
+                    _link_complaint(session, message, conversation, ctx.complaint.id)  # type: ignore[arg-type]
+                result = IngestResult(
+                    message_id=message.id, complaint_id=ctx.complaint.id if ctx.complaint else None,  # type: ignore[arg-type]
+                    complaint_reference=ctx.complaint.reference if ctx.complaint else None,
+                    created_complaint=ctx.created_complaint, outbox_ids=tuple(q.outbox_id for q in ctx.queued),
+                    action=ctx.action,
+                )
+            log.info("ingested %s message %s from %s: %s", inbound.channel, result.message_id,
+                     mask_urn(inbound.sender), result.action)
+            return result
+        except IntegrityError:
+            # A concurrent delivery of the same message, or a race creating the same identity.
+            with core.db.session() as session:
+                found = _existing(session, inbound)
+                if found is not None:
+                    return IngestResult(message_id=found[0], duplicate=True, complaint_id=found[1])
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _link_complaint(session: Session, message: Message, conversation: Conversation, complaint_id: int) -> None:
+    """Point the message and its conversation at the complaint (two Core UPDATEs, no flush)."""
+    session.flush()
+    conn = session.connection()
+    if message.complaint_id != complaint_id:
+        conn.execute(_SET_MESSAGE_COMPLAINT, {"mid": message.id, "cid": complaint_id})
+        set_committed_value(message, "complaint_id", complaint_id)
+    if conversation.complaint_id != complaint_id:
+        conn.execute(_SET_CONVERSATION_COMPLAINT, {"vid": conversation.id, "cid": complaint_id})
+        set_committed_value(conversation, "complaint_id", complaint_id)
+
+
+def _attachment_json(att: Any) -> dict[str, Any]:
+    return {k: v for k, v in {
+        "content_type": att.content_type, "filename": att.filename, "url": att.url, "size": att.size,
+        "provider_id": att.provider_id,
+    }.items() if v is not None}

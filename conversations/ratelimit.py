@@ -1,0 +1,137 @@
+"""Limits on the automatic replies we send back (SMS pumping, floods, reply loops).
+
+A flood of inbound messages, from one number or from thousands of random ones, must not make
+the gateway send a flood of paid SMS. Before an automatic reply is queued, the recent outbound
+messages are counted in the database (so the limits hold across any number of gateway
+processes): per recipient identity within a window, and on the limited channels globally within
+the last minute. Over a limit, the inbound message is still stored and the complaint still
+created; the reply is recorded as a message with status ``suppressed`` (never sent) and counted
+in ``gateway_replies_suppressed_total``. Replies people write (officers, agents) and status
+notifications are counted but never suppressed.
+
+Near a limit on PostgreSQL, the deciding transactions are serialised with an advisory lock so
+concurrent transactions (and gateway processes) cannot both pass the last free slot.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from prometheus_client import Counter
+from sqlalchemy import func, select, text
+from sqlmodel import Session
+
+from config.loader import GatewayConfig
+from config.settings import ConfigError
+from conversations.identities import CHANNEL_FOR_SCHEME
+from conversations.messages import mask_urn
+from store.models import Identity, Message
+
+log = logging.getLogger(__name__)
+
+REPLIES_SUPPRESSED = Counter("gateway_replies_suppressed_total",
+                             "Automatic replies not sent because a rate limit was reached", ["channel", "limit"])
+SUPPRESSED = "suppressed"
+
+
+@dataclass(frozen=True)
+class ReplyLimits:
+    """The ``[limits]`` table of the configuration."""
+
+    sender_replies: int = 10
+    sender_window_minutes: float = 10.0
+    global_replies_per_minute: int = 300
+    channels: tuple[str, ...] = ("sms",)
+
+    @classmethod
+    def from_config(cls, config: GatewayConfig) -> "ReplyLimits":
+        table: Any = config.raw.get("limits", {})
+        if not isinstance(table, dict):
+            raise ConfigError("GATEWAY_CONFIG: [limits] must be a table")
+        known = {"sender_replies", "sender_window_minutes", "global_replies_per_minute", "channels"}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise ConfigError(f"GATEWAY_CONFIG: [limits] has unknown keys {unknown}; use {sorted(known)}")
+        values: dict[str, Any] = {}
+        for key in ("sender_replies", "global_replies_per_minute"):
+            if key in table:
+                value = table[key]
+                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                    raise ConfigError(f"GATEWAY_CONFIG: limits.{key} must be a whole number >= 0 (0 sends "
+                                      "no automatic reply at all)")
+                values[key] = value
+        if "sender_window_minutes" in table:
+            window = table["sender_window_minutes"]
+            if not isinstance(window, (int, float)) or isinstance(window, bool) or window <= 0:
+                raise ConfigError("GATEWAY_CONFIG: limits.sender_window_minutes must be a number of minutes > 0")
+            values["sender_window_minutes"] = float(window)
+        if "channels" in table:
+            channels = table["channels"]
+            if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+                raise ConfigError('GATEWAY_CONFIG: limits.channels must be a list of channel names, e.g. ["sms"]')
+            values["channels"] = tuple(channels)
+        return cls(**values)  # cheap enough to read per reply; a cache keyed by config kept configs alive
+
+
+def _recent(session: Session, since: datetime, now: datetime, *where: Any) -> int:
+    return int(session.execute(select(func.count()).select_from(Message).where(
+        Message.direction == "out", Message.created_at >= since, Message.created_at <= now + _SKEW,  # type: ignore[arg-type]
+        Message.status != SUPPRESSED, *where)).scalar_one())
+
+
+_SKEW = timedelta(seconds=5)  # rows are stamped by other processes' clocks
+
+
+def limit_reached(session: Session, limits: ReplyLimits, identity: Identity, now: datetime) -> str | None:
+    """``"sender"`` or ``"global"`` when an automatic reply to ``identity`` must not be sent now."""
+    channel = CHANNEL_FOR_SCHEME.get(identity.scheme)
+    if channel is None or channel not in limits.channels:
+        return None
+    since = now - timedelta(minutes=limits.sender_window_minutes)
+    if _over(session, limits.sender_replies, (_LOCK_SENDER, identity.id % 2**31),  # type: ignore[operator]
+             lambda: _recent(session, since, now, Message.identity_id == identity.id)):  # type: ignore[arg-type]
+        return "sender"
+    if _over(session, limits.global_replies_per_minute, (_LOCK_GLOBAL, 0),
+             lambda: _recent(session, now - timedelta(minutes=1), now,
+                             Message.channel.in_(limits.channels))):  # type: ignore[attr-defined]
+        return "global"
+    return None
+
+
+_LOCK_SENDER, _LOCK_GLOBAL = 7301, 7302
+# How close to a limit concurrent transactions could overshoot it (PostgreSQL, READ COMMITTED).
+_NEAR = 32
+
+
+def _over(session: Session, limit: int, lock: tuple[int, int], count: Callable[[], int]) -> bool:
+    """Is ``count()`` at ``limit``? Near the limit on PostgreSQL, a transaction-scoped advisory
+    lock serialises the deciders, so concurrent gateways cannot overshoot; SQLite already has a
+    single writer."""
+    found = count()
+    if found >= limit:
+        return True
+    if found >= limit - _NEAR and session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": lock[0], "b": lock[1]})
+        return count() >= limit
+    return False
+
+
+def record_suppressed(session: Session, *, identity: Identity, text: str, limit: str, now: datetime,
+                      language: str | None = None, complaint_id: int | None = None,
+                      conversation_id: int | None = None, template: str | None = None) -> Message:
+    """Keep the reply we did not send (visible with the complaint), and count it."""
+    channel = CHANNEL_FOR_SCHEME[identity.scheme]
+    message = Message(
+        direction="out", channel=channel, conversation_id=conversation_id, contact_id=identity.contact_id,
+        identity_id=identity.id, complaint_id=complaint_id, urn=identity.urn, text=text, language=language,
+        status=SUPPRESSED, error_code=f"rate_limit_{limit}", template=template, created_at=now,
+        error_message=f"not sent: the {limit} limit on automatic replies was reached",
+    )
+    session.add(message)
+    session.flush()
+    REPLIES_SUPPRESSED.labels(channel, limit).inc()
+    log.info("automatic %s reply to %s suppressed: %s limit reached", channel, mask_urn(identity.urn), limit)
+    return message

@@ -1,0 +1,59 @@
+"""Complaint references: Damm check digit, formats, randomness."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from conversations import reference as refs
+
+
+def test_generated_references_are_valid_and_well_formed() -> None:
+    seen = {refs.generate() for _ in range(2000)}
+    assert len(seen) == 2000  # random, no collisions at this scale
+    for ref in seen:
+        assert len(ref) == refs.LENGTH and ref.isdigit() and ref[0] != "0"
+        assert refs.is_valid(ref)
+        assert refs.parse(refs.format_reference(ref)) == ref
+
+
+def test_every_single_digit_error_is_caught() -> None:
+    rng = random.Random(7)
+    for _ in range(300):
+        ref = refs.generate()
+        for pos in range(len(ref)):
+            for digit in "0123456789":
+                if digit != ref[pos]:
+                    assert not refs.is_valid(ref[:pos] + digit + ref[pos + 1:])
+        rng.random()
+
+
+def test_every_adjacent_transposition_is_caught() -> None:
+    for _ in range(500):
+        ref = refs.generate()
+        for pos in range(len(ref) - 1):
+            if ref[pos] != ref[pos + 1]:
+                swapped = ref[:pos] + ref[pos + 1] + ref[pos] + ref[pos + 2:]
+                assert not refs.is_valid(swapped)
+
+
+@pytest.mark.parametrize("typed", ["{a}{b}{c}", "{a}-{b}-{c}", "{a} {b} {c}", " {a}.{b}.{c} ", "{a}{b} {c}"])
+def test_accepted_with_or_without_separators(typed: str) -> None:
+    ref = refs.generate()
+    text = typed.format(a=ref[:4], b=ref[4:8], c=ref[8:])
+    assert refs.parse(text) == ref
+
+
+def test_arabic_indic_digits_are_read() -> None:
+    ref = refs.generate()
+    arabic = ref.translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩"))
+    assert refs.parse(arabic) == ref
+
+
+def test_format_and_rejects() -> None:
+    assert refs.format_reference("482133075") == "4821-3307-5"
+    assert refs.parse("12345") is None
+    assert refs.parse("abcd-efgh-i") is None
+    assert refs.looks_like_reference("1234-5678-9")
+    ref = refs.generate()
+    assert refs.parse(ref[:-1] + str((int(ref[-1]) + 1) % 10)) is None

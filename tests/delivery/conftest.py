@@ -1,0 +1,1 @@
+from tests.support.processes import processes, redis_queue  # noqa: F401

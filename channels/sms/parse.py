@@ -27,7 +27,16 @@ def _field(form: Mapping[str, str], name: str, *, required: bool = True, limit: 
         raise MalformedPayload(f"field {name} must be text")
     if len(value) > limit:
         raise MalformedPayload(f"field {name} is longer than {limit} characters")
+    if "\x00" in value:
+        raise MalformedPayload(f"field {name} contains a NUL character")
     return value
+
+
+def _check_form(form: Mapping[str, str]) -> None:
+    """Every field is kept (as the raw payload): none may hold a NUL, which no database stores."""
+    for name, value in form.items():
+        if "\x00" in name or (isinstance(value, str) and "\x00" in value):
+            raise MalformedPayload(f"field {name!r} contains a NUL character")
 
 
 def normalise_number(raw: str, country: str) -> str:
@@ -47,6 +56,7 @@ def tel_urn(raw: str, country: str) -> str:
 
 def parse_inbound(form: Mapping[str, str], country: str, received_at: datetime) -> InboundMessage:
     """A Twilio inbound-SMS form -> ``InboundMessage`` (channel ``sms``)."""
+    _check_form(form)
     sid = _field(form, "MessageSid", required=False, limit=64) or _field(form, "SmsSid", limit=64)
     sender = tel_urn(_field(form, "From", limit=64), country)
     to = _field(form, "To", required=False, limit=64)

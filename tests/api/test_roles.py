@@ -62,6 +62,9 @@ ENDPOINTS = [
              body={"original": "{seed}"}),
     # Every officer sees the report of their own administration; agents do not see reports.
     Endpoint("GET", "/api/v1/reports/performance", EVERYONE - {"agent"}, query="?from=2026-01-01&to=2026-12-31"),
+    Endpoint("POST", "/api/v1/citizens/export", {"admin"}, body={"phone": "0612345678"}),
+    # Last: it erases the seeded citizen's personal data.
+    Endpoint("POST", "/api/v1/citizens/erase", {"admin"}, body={"phone": "0612345678", "confirm": True}),
 ]
 
 

@@ -284,7 +284,7 @@ async def test_uidvalidity_change_reads_the_folder_again_without_duplicates(
 
 def _checkpoints(gw: Any) -> list[str]:
     with gw.db.session() as s:
-        return [row.key for row in s.exec(select(KeyValue))]
+        return [row.key for row in s.exec(select(KeyValue)) if row.key.startswith("imap-checkpoint:")]
 
 
 async def test_malformed_message_is_dead_lettered_and_the_others_processed(

@@ -72,6 +72,8 @@ def is_courtesy(text: str) -> bool:
 
 def answered_in_quiet_period(ctx: "DialogueContext") -> Complaint | None:
     """The contact's most recent complaint answered within the quiet period, if any."""
+    if ctx.new_identity:
+        return None
     settings = ClockSettings.from_config(ctx.core.config)
     return ctx.session.exec(
         select(Complaint).where(Complaint.contact_id == ctx.contact.id, Complaint.status == "answered",

@@ -11,12 +11,14 @@ with an event for the officer, who may then link it (:func:`link_duplicate`).
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from conversations.complaints import OPEN_STATUSES, add_event
@@ -55,24 +57,47 @@ def normalise(text: str) -> str:
 
 
 def tokens(text: str) -> frozenset[str]:
-    return frozenset(w for w in normalise(text).split() if w not in STOPWORDS and len(w) > 1)
+    return _features(normalise(text))[0]
 
 
 def trigrams(text: str) -> frozenset[str]:
-    words = " ".join(w for w in normalise(text).split() if w not in STOPWORDS)
-    padded = f" {words} "
-    return frozenset(padded[i:i + 3] for i in range(max(len(padded) - 2, 0)))
+    return _features(normalise(text))[1]
+
+
+Features = tuple[frozenset[str], frozenset[str]]
+
+
+def _features(normalised: str) -> Features:
+    words = [w for w in normalised.split() if w not in STOPWORDS]
+    padded = f" {' '.join(words)} "
+    return (frozenset(w for w in words if len(w) > 1),
+            frozenset(padded[i:i + 3] for i in range(max(len(padded) - 2, 0))))
+
+
+@functools.lru_cache(maxsize=4096)  # about 8 kB each: the trigram set dominates
+def _features_of(complaint_id: int, text: str) -> Features:
+    """A stored complaint's features, computed once per process (the text is part of the key, so
+    an edited or erased text is never compared by its old features)."""
+    return _features(normalise(text))
 
 
 def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     if not a or not b:
         return 0.0
-    return len(a & b) / len(a | b)
+    common = len(a & b)
+    return common / (len(a) + len(b) - common)
+
+
+def _score(a: Features, b: Features) -> float:
+    return max(jaccard(a[0], b[0]), jaccard(a[1], b[1]))
 
 
 def similarity(a: str, b: str) -> float:
     """0..1: the larger of the word-set and the character-trigram Jaccard indices."""
-    return max(jaccard(tokens(a), tokens(b)), jaccard(trigrams(a), trigrams(b)))
+    return _score(_features(normalise(a)), _features(normalise(b)))
+
+
+_complaints = Complaint.__table__  # type: ignore[attr-defined]
 
 
 def find_probable_duplicate(session: Session, complaint: Complaint, now: datetime,
@@ -80,19 +105,23 @@ def find_probable_duplicate(session: Session, complaint: Complaint, now: datetim
     """The most similar open complaint of the same category and place within the window, if similar enough."""
     if not complaint.category or not complaint.place or not complaint.text.strip():
         return None
-    candidates = session.exec(
-        select(Complaint).where(Complaint.category == complaint.category, Complaint.place == complaint.place,
-                                Complaint.status.in_(OPEN_STATUSES),  # type: ignore[attr-defined]
-                                Complaint.received_at >= now - settings.window, Complaint.id != complaint.id,
-                                Complaint.duplicate_of_id.is_(None))  # type: ignore[union-attr]
-        .order_by(Complaint.received_at.desc()).limit(settings.max_candidates)  # type: ignore[attr-defined]
+    c = _complaints.c
+    candidates = session.execute(
+        sa_select(c.id, c.text).where(c.category == complaint.category, c.place == complaint.place,
+                                      c.status.in_(OPEN_STATUSES), c.received_at >= now - settings.window,
+                                      c.id != complaint.id, c.duplicate_of_id.is_(None))
+        .order_by(c.received_at.desc()).limit(settings.max_candidates)
     ).all()
-    best: tuple[Complaint, float] | None = None
-    for candidate in candidates:
-        score = similarity(complaint.text, candidate.text)
+    mine = _features(normalise(complaint.text))
+    best: tuple[int, float] | None = None
+    for candidate_id, text in candidates:
+        score = _score(mine, _features_of(candidate_id, text or ""))
         if score >= settings.threshold and (best is None or score > best[1]):
-            best = (candidate, score)
-    return best
+            best = (candidate_id, score)
+    if best is None:
+        return None
+    original = session.get(Complaint, best[0])
+    return (original, best[1]) if original is not None else None
 
 
 def flag_probable_duplicate(session: Session, config: Any, complaint: Complaint, now: datetime) -> Complaint | None:

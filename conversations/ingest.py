@@ -61,12 +61,15 @@ class DialogueContext:
     # Defaults a channel's dialogue sets for every reply (e.g. the email subject and References).
     reply_subject: str | None = None
     reply_meta: dict[str, Any] = field(default_factory=dict)
+    # A first message from a new identity (and so a new contact): it has no history to look up.
+    new_identity: bool = False
 
     def reply(self, text: str, *, template: str | None = None, essential: bool = True, suffix: str = "",
               meta: dict[str, Any] | None = None, subject: str | None = None) -> Queued | None:
         """Queue an answer to this inbound message on the channel it came from (unless a limit on
         automatic replies is reached: then it is recorded as suppressed and not sent)."""
-        limit = limit_reached(self.session, ReplyLimits.from_config(self.core.config), self.identity, self.now)
+        limit = limit_reached(self.session, ReplyLimits.from_config(self.core.config), self.identity, self.now,
+                              no_replies_yet=self.new_identity and not self.queued)
         if limit is not None:
             record_suppressed(self.session, identity=self.identity, text=text, limit=limit, now=self.now,
                               language=self.language, complaint_id=self.complaint.id if self.complaint else None,
@@ -146,7 +149,8 @@ def ingest_sync(core: "Core", inbound: InboundMessage, dialogue: Dialogue) -> In
                     status="received", raw=dict(inbound.raw), created_at=now, received_at=inbound.received_at,
                 ))
                 language = core.reply_language(inbound, contact)
-                ctx = DialogueContext(core, session, inbound, message, contact, identity, conversation, now, language)
+                ctx = DialogueContext(core, session, inbound, message, contact, identity, conversation, now, language,
+                                      new_identity=new_identity)
                 dialogue(ctx)
                 if ctx.complaint is not None:
                     _link_complaint(session, message, conversation, ctx.complaint.id)  # type: ignore[arg-type]

@@ -76,29 +76,69 @@ class ReplyLimits:
         return cls(**values)  # cheap enough to read per reply; a cache keyed by config kept configs alive
 
 
-def _recent(session: Session, since: datetime, now: datetime, *where: Any) -> int:
-    return int(session.execute(select(func.count()).select_from(Message).where(
+def _recent(session: Session, since: datetime, now: datetime, limit: int, *where: Any) -> int:
+    """Replies sent in the window, counted up to ``limit`` only: past it the exact number does
+    not matter, and a high limit under heavy load must not make every reply scan the whole window."""
+    recent = select(Message.id).where(
         Message.direction == "out", Message.created_at >= since, Message.created_at <= now + _SKEW,  # type: ignore[arg-type]
-        Message.status != SUPPRESSED, *where)).scalar_one())
+        Message.status != SUPPRESSED, *where).limit(limit).subquery()
+    return int(session.execute(select(func.count()).select_from(recent)).scalar_one())
 
 
 _SKEW = timedelta(seconds=5)  # rows are stamped by other processes' clocks
 
 
-def limit_reached(session: Session, limits: ReplyLimits, identity: Identity, now: datetime) -> str | None:
-    """``"sender"`` or ``"global"`` when an automatic reply to ``identity`` must not be sent now."""
+def limit_reached(session: Session, limits: ReplyLimits, identity: Identity, now: datetime,
+                  no_replies_yet: bool = False) -> str | None:
+    """``"sender"`` or ``"global"`` when an automatic reply to ``identity`` must not be sent now
+    (``no_replies_yet``: the identity was created in this transaction, nothing was sent to it)."""
     channel = CHANNEL_FOR_SCHEME.get(identity.scheme)
     if channel is None or channel not in limits.channels:
         return None
     since = now - timedelta(minutes=limits.sender_window_minutes)
-    if _over(session, limits.sender_replies, (_LOCK_SENDER, identity.id % 2**31),  # type: ignore[operator]
-             lambda: _recent(session, since, now, Message.identity_id == identity.id)):  # type: ignore[arg-type]
+    if not (no_replies_yet and limits.sender_replies > 0) and _over(session, limits.sender_replies, (_LOCK_SENDER, identity.id % 2**31),  # type: ignore[operator]
+            lambda: _recent(session, since, now, limits.sender_replies, Message.identity_id == identity.id)):  # type: ignore[arg-type]
         return "sender"
-    if _over(session, limits.global_replies_per_minute, (_LOCK_GLOBAL, 0),
-             lambda: _recent(session, now - timedelta(minutes=1), now,
-                             Message.channel.in_(limits.channels))):  # type: ignore[attr-defined]
+    if _global_over(session, limits, now):
         return "global"
     return None
+
+
+@dataclass(frozen=True)
+class _Headroom:
+    """An exact count of the global window, and the largest message id when it was taken."""
+
+    counted_at: datetime
+    count: int
+    max_id: int
+
+
+# Per process, by database and channels. Far below the global limit, counting the window for
+# every reply would cost a scan of up to ``limit`` rows; instead the last exact count plus every
+# message stored since (any direction, any channel, any process: the growth of the largest id) is
+# an upper bound, and only when that bound comes near the limit is the window counted again.
+_HEADROOM: dict[tuple[str, tuple[str, ...]], _Headroom] = {}
+_MAX_ID = select(func.max(Message.id))
+
+
+def _global_over(session: Session, limits: ReplyLimits, now: datetime) -> bool:
+    limit = limits.global_replies_per_minute
+    key = (session.get_bind().url.render_as_string(hide_password=True), limits.channels)
+    max_id = int(session.execute(_MAX_ID).scalar() or 0)
+    cached = _HEADROOM.get(key)
+    if (cached is not None and cached.counted_at <= now and max_id >= cached.max_id
+            and cached.count + (max_id - cached.max_id) < limit - _NEAR):
+        return False
+
+    def count() -> int:
+        return _recent(session, now - timedelta(minutes=1), now, limit,
+                       Message.channel.in_(limits.channels))  # type: ignore[attr-defined]
+
+    found = count()
+    if found < limit - _NEAR:
+        _HEADROOM[key] = _Headroom(now, found, max_id)
+        return False
+    return _over(session, limit, (_LOCK_GLOBAL, 0), count)
 
 
 _LOCK_SENDER, _LOCK_GLOBAL = 7301, 7302

@@ -45,6 +45,22 @@ async def test_flood_from_random_numbers_sends_at_most_the_global_limit(db_url, 
     assert after - before == 25
 
 
+async def test_global_limit_above_the_margin_is_exact(db_url, make_gateway, start_client, fake_twilio) -> None:
+    """Far below the limit the window is not counted for every reply (an upper bound from the
+    largest message id stands in); the limit must still hold exactly."""
+    limit = 45  # above ratelimit._NEAR, so the bound is used for the first replies
+    gw = make_gateway(db_url, config_overrides={"limits": {"global_replies_per_minute": limit}})
+    client = await start_client(gw)
+    numbers = [f"+2126{i:08d}" for i in range(60)]
+    for batch in range(0, 60, 10):
+        await asyncio.gather(*(send(client, "Pas d'eau au robinet depuis trois jours à Oran", n)
+                               for n in numbers[batch:batch + 10]))
+    await wait_until(lambda: len(fake_twilio.messages) >= limit)
+    await asyncio.sleep(0.5)
+    assert len(fake_twilio.messages) == limit
+    assert _count(gw, Message.status == "suppressed", Message.error_code == "rate_limit_global") == 60 - limit
+
+
 async def test_one_sender_flooding_gets_at_most_the_sender_limit(db_url, make_gateway, start_client,
                                                                   fake_twilio) -> None:
     gw = make_gateway(db_url, config_overrides={"limits": {"sender_replies": 3, "sender_window_minutes": 10}})

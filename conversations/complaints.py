@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, insert
 from sqlalchemy import select as core_select
 from sqlmodel import Session, select
 
@@ -44,13 +44,14 @@ def add_event(session: Session, complaint: Complaint, actor: str, type_: str, *,
                     from_status=from_status, to_status=to_status, data=data or {})
 
 
-def _insert_event(session: Session, complaint_id: int, actor: str, type_: str, *, at: datetime,
-                  from_status: str | None = None, to_status: str | None = None,
-                  data: dict[str, Any] | None = None) -> int:
-    """``add_event`` for callers that need no ORM object back: one Core INSERT."""
-    return fast.insert_row(session, _events, dict(complaint_id=complaint_id, at=at, actor=actor, type=type_,
-                                                  from_status=from_status, to_status=to_status, note=None,
-                                                  data=data or {}))
+def _event_row(complaint_id: int, actor: str, type_: str, *, at: datetime, from_status: str | None = None,
+               to_status: str | None = None, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An event row for callers that need no ORM object back (Core INSERT)."""
+    return dict(complaint_id=complaint_id, at=at, actor=actor, type=type_, from_status=from_status,
+                to_status=to_status, note=None, data=data or {})
+
+
+_INSERT_EVENT = insert(_events)
 
 
 def new_reference(session: Session) -> str:
@@ -98,13 +99,14 @@ def create_complaint(
         ack_due_at=ack_due, answer_due_at=answer_due, assigned_at=now if administration else None,
         extra=extra or {},
     )
-    _insert_event(session, complaint.id, actor, "created", at=now, to_status="new",  # type: ignore[arg-type]
-                  data={"channel": channel, "kind": kind})
+    events = [_event_row(complaint.id, actor, "created", at=now, to_status="new",  # type: ignore[arg-type]
+                         data={"channel": channel, "kind": kind})]
     if administration:
-        _insert_event(session, complaint.id, actor if created_by else "router", "routed", at=now,  # type: ignore[arg-type]
-                      from_status="new", to_status="assigned",
-                      data={"category": category, "administration": administration, "place": place,
-                            "confidence": confidence, "reasons": list(reasons)})
+        events.append(_event_row(complaint.id, actor if created_by else "router", "routed", at=now,  # type: ignore[arg-type]
+                                 from_status="new", to_status="assigned",
+                                 data={"category": category, "administration": administration, "place": place,
+                                       "confidence": confidence, "reasons": list(reasons)}))
+    session.connection().execute(_INSERT_EVENT, events)  # both in one statement
     from conversations.duplicates import flag_probable_duplicate  # here: duplicates imports this module
 
     flag_probable_duplicate(session, config, complaint, now)

@@ -67,14 +67,18 @@ class Core:
             except Exception:  # a listener failing must never fail the request; the sweeper catches up
                 log.exception("outbox listener failed")
 
-    def reply_language(self, inbound: InboundMessage, contact: Contact) -> str:
-        """The language to answer in: what the citizen wrote in, else what we last knew."""
+    def detected_language(self, inbound: InboundMessage) -> str | None:
+        """The language ``inbound`` is in, when it is one we answer in."""
         detected = None
         if inbound.language and inbound.language in self.config.templates:
             detected = inbound.language
         elif inbound.text.strip() and inbound.kind == "text":
             detected = detect_language(inbound.text)
-        if detected and detected in self.config.templates and contact.language != detected:
+        return detected if detected and detected in self.config.templates else None
+
+    def reply_language(self, contact: Contact, detected: str | None) -> str:
+        """The language to answer in: what the citizen wrote in (remembered), else what we last knew."""
+        if detected and contact.language != detected:
             contact.language = detected
         return self.templates.language(detected or contact.language)
 

@@ -15,6 +15,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from prometheus_client import Counter, Gauge
 from sqlalchemy import and_, bindparam, case, func, or_, select, update
@@ -44,6 +45,10 @@ MESSAGES_OUT = Counter("gateway_messages_out_total", "Outbound messages by chann
 OUTBOX_BACKLOG = Gauge("gateway_outbox_backlog", "Outbox rows not yet sent or failed")
 
 MAX_ATTEMPTS = 10
+
+
+# The share of the delivery lease a send (with its reconcile) may take before it is given up.
+SEND_SHARE_OF_LEASE = 0.8
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -274,13 +279,16 @@ class Delivery:
                                                 code="no_channel"))
             return
         try:
-            if claim.was_in_flight:
-                reconcile = getattr(adapter, "reconcile", None)
-                found = await reconcile(claim.message, claim.since - self.lease * 2) if reconcile else None
-                if found is not None:
-                    await record_sent(claim, found)
-                    return
-            result = await adapter.send(claim.message)
+            # A send must end while its lease holds: past it another worker may take the row and,
+            # not finding the message at the provider yet, send it a second time. Given up, the
+            # outcome is uncertain: the retry waits a lease and asks the provider first.
+            result = await asyncio.wait_for(self._attempt(adapter, claim),
+                                            self.lease.total_seconds() * SEND_SHARE_OF_LEASE)
+        except asyncio.TimeoutError:
+            log.info("outbox %s: no answer from %s within %.0f%% of the lease, will reconcile and retry",
+                     claim.outbox_id, claim.message.channel, SEND_SHARE_OF_LEASE * 100)
+            await db.run(self.record_transient_sync, claim,
+                         TransientDeliveryError("the send outlived its lease", code="timeout"))
         except TransientDeliveryError as exc:
             log.info("outbox %s: transient failure on %s (%s), will retry", claim.outbox_id,
                      claim.message.channel, redact(exc.reason))
@@ -296,6 +304,15 @@ class Delivery:
                          TransientDeliveryError(f"{type(exc).__name__}: {exc}", code="adapter_error"))
         else:
             await record_sent(claim, result)
+
+    async def _attempt(self, adapter: Any, claim: Claim) -> SendResult:
+        """What the provider already has when an earlier attempt may have reached it, else a new send."""
+        if claim.was_in_flight:
+            reconcile = getattr(adapter, "reconcile", None)
+            found = await reconcile(claim.message, claim.since - self.lease * 2) if reconcile else None
+            if found is not None:
+                return found  # type: ignore[no-any-return]
+        return await adapter.send(claim.message)  # type: ignore[no-any-return]
 
     async def deliver_ids(self, ids: list[int]) -> int:
         """Claim ``ids`` in one transaction, send them concurrently, record them in batches."""

@@ -137,7 +137,8 @@ def ingest_sync(core: "Core", inbound: InboundMessage, dialogue: Dialogue) -> In
                 if found is not None:
                     return IngestResult(message_id=found[0], duplicate=True, complaint_id=found[1])
                 now = core.clock.now()
-                contact, identity, new_identity = identities.resolve_new(session, inbound.sender,
+                detected = core.detected_language(inbound)
+                contact, identity, new_identity = identities.resolve_new(session, inbound.sender, language=detected,
                                                                          display_name=inbound.sender_name)
                 conversation = _conversation(session, contact, identity, inbound, now, new_identity)
                 message = fast.new(session, Message, **dict(
@@ -148,7 +149,7 @@ def ingest_sync(core: "Core", inbound: InboundMessage, dialogue: Dialogue) -> In
                     attachments=[_attachment_json(a) for a in inbound.attachments], language=inbound.language,
                     status="received", raw=dict(inbound.raw), created_at=now, received_at=inbound.received_at,
                 ))
-                language = core.reply_language(inbound, contact)
+                language = core.reply_language(contact, detected)
                 ctx = DialogueContext(core, session, inbound, message, contact, identity, conversation, now, language,
                                       new_identity=new_identity)
                 dialogue(ctx)

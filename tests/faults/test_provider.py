@@ -64,3 +64,23 @@ async def test_timed_out_send_accepted_later_is_not_sent_twice(sqlite_url, make_
     await wait_until(settled, timeout=20)
     await asyncio.sleep(1.0)
     assert len(fake_twilio.to(CITIZEN)) == 1, [m["body"] for m in fake_twilio.messages]
+
+
+async def test_send_slower_than_its_lease_is_not_sent_twice(sqlite_url, make_gateway, start_client,
+                                                            fake_twilio) -> None:
+    """The provider answers after the delivery lease: a send may not outlive its lease (another
+    claim would find nothing at the provider yet and send again). It is given up at 80% of the
+    lease and the retry, a lease later, finds the message the provider accepted meanwhile."""
+    fake_twilio.hang_next(2.5)
+    gw = make_gateway(sqlite_url, delivery_lease_seconds=2)
+    client = await start_client(gw)
+    await send(client, "Pas d'eau au robinet depuis trois jours dans notre quartier à Oran")
+    await wait_until(lambda: len(fake_twilio.messages) >= 1, timeout=15)
+
+    def settled() -> bool:
+        with gw.db.session() as s:
+            return s.exec(select(Outbox.status)).all() == ["sent"]
+
+    await wait_until(settled, timeout=20)
+    await asyncio.sleep(2.5)
+    assert len(fake_twilio.to(CITIZEN)) == 1, [m["body"] for m in fake_twilio.messages]

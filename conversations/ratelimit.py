@@ -96,7 +96,9 @@ def limit_reached(session: Session, limits: ReplyLimits, identity: Identity, now
     if channel is None or channel not in limits.channels:
         return None
     since = now - timedelta(minutes=limits.sender_window_minutes)
-    if not (no_replies_yet and limits.sender_replies > 0) and _over(session, limits.sender_replies, (_LOCK_SENDER, identity.id % 2**31),  # type: ignore[operator]
+    sender_may_be_over = limits.sender_replies == 0 or not no_replies_yet
+    if sender_may_be_over and _over(
+            session, limits.sender_replies, (_LOCK_SENDER, identity.id % 2**31),  # type: ignore[operator]
             lambda: _recent(session, since, now, limits.sender_replies, Message.identity_id == identity.id)):  # type: ignore[arg-type]
         return "sender"
     if _global_over(session, limits, now):

@@ -1,6 +1,7 @@
 """The conversation core: what every channel and the API talk to."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -12,7 +13,7 @@ from conversations.chat_dialogue import chat_dialogue
 from conversations.clock import Clock
 from conversations.dialogue import text_dialogue
 from conversations.email_dialogue import email_dialogue
-from conversations.ingest import Dialogue, IngestResult, ingest_sync
+from conversations.ingest import Dialogue, IngestResult, ingest_batch_sync, ingest_sync
 from conversations.ivr_dialogue import voice_dialogue
 from conversations.language import detect_language
 from conversations.messages import InboundMessage
@@ -54,6 +55,7 @@ class Core:
             router = Router.from_config(config)
         self.router = router
         self._listeners: list[OutboxListener] = []
+        self._batcher: IngestBatcher | None = None
 
     def add_outbox_listener(self, listener: OutboxListener) -> None:
         self._listeners.append(listener)
@@ -88,8 +90,73 @@ class Core:
     def ingest_in_session(self, inbound: InboundMessage) -> IngestResult:
         return ingest_sync(self, inbound, DIALOGUES.get(inbound.channel, text_dialogue))
 
-    async def ingest(self, inbound: InboundMessage) -> IngestResult:
-        """Persist and act on ``inbound`` (off the event loop), then wake delivery."""
-        result = await self.db.run(self.ingest_in_session, inbound)
-        self.outbox_committed(result.outbox_ids)
-        return result
+    async def ingest(self, inbound: InboundMessage, *, shed: bool = False) -> IngestResult:
+        """Persist and act on ``inbound`` (off the event loop, in a group commit with the messages
+        arriving meanwhile); delivery is woken once the transaction has committed.
+
+        ``shed``: the caller's provider redelivers on a 503 (Twilio, Telegram), so when too many
+        messages already wait, raise ``IngestBacklogFull`` at once rather than queue another."""
+        loop = asyncio.get_running_loop()
+        if self._batcher is None or self._batcher.loop is not loop:
+            self._batcher = IngestBatcher(self, loop)
+        return await self._batcher.submit(inbound, DIALOGUES.get(inbound.channel, text_dialogue), shed)
+
+
+class IngestBacklogFull(Exception):
+    """Too many inbound messages are already waiting for the database: answer 503, the sender retries."""
+
+
+class IngestBatcher:
+    """Group commit for ingests: messages that arrive while a transaction is being written wait
+    for the next one and share it, up to ``max_batch`` messages a transaction.
+
+    At low load every message gets its own transaction at once (no waiting to fill a batch);
+    under load the cost of the transaction is shared. SQLite has one writer, so one batch is
+    written at a time; PostgreSQL writes a few concurrently.
+    """
+
+    def __init__(self, core: Core, loop: asyncio.AbstractEventLoop, max_batch: int = 32) -> None:
+        self.core = core
+        self.loop = loop
+        self.max_batch = max_batch
+        self.parallel = 1 if core.db.is_sqlite else 4
+        self.max_pending = core.settings.max_pending_ingests
+        self._pending: list[tuple[InboundMessage, Dialogue, asyncio.Future[IngestResult]]] = []
+        self._writers = 0
+
+    async def submit(self, inbound: InboundMessage, dialogue: Dialogue, shed: bool = False) -> IngestResult:
+        if shed and len(self._pending) >= self.max_pending:
+            raise IngestBacklogFull(f"{len(self._pending)} inbound messages already wait for the database")
+        done: asyncio.Future[IngestResult] = self.loop.create_future()
+        self._pending.append((inbound, dialogue, done))
+        if self._writers < self.parallel:
+            self._writers += 1
+            self.loop.create_task(self._write())
+        return await done
+
+    async def _write(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
+                try:
+                    outcomes = await self.core.db.run(ingest_batch_sync, self.core,
+                                                      [(inbound, dialogue) for inbound, dialogue, _ in batch])
+                except asyncio.CancelledError as exc:
+                    for _, _, done in batch + self._pending:
+                        if not done.done():
+                            done.set_exception(exc)
+                    self._pending = []
+                    raise
+                except Exception as exc:  # noqa: BLE001  (handed to every waiter)
+                    outcomes = [exc] * len(batch)
+                ids = [i for o in outcomes if isinstance(o, IngestResult) for i in o.outbox_ids]
+                self.core.outbox_committed(ids)
+                for (_, _, done), outcome in zip(batch, outcomes):
+                    if done.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        done.set_exception(outcome)
+                    else:
+                        done.set_result(outcome)
+        finally:
+            self._writers -= 1

@@ -46,14 +46,21 @@ def _first_word(text: str) -> tuple[str, str]:
     return match.group(1).casefold(), match.group(2)
 
 
+# A character for which str.isalnum() is true (re's \w is exactly that, plus "_").
+_ALNUM = re.compile(r"[^\W_]")
+# U+FFFD, or a control (Cc, but not \n \r \t), surrogate (Cs) or private-use (Co) character; these
+# three general categories are fixed sets by Unicode's stability policy.
+_JUNK = re.compile(r"[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ue000-\uf8ff"
+                   r"\U000f0000-\U000ffffd\U00100000-\U0010fffd]")
+
+
 def _is_unreadable(text: str) -> bool:
     """No letter or digit at all, or mostly replacement/control characters: binary-only content."""
     if not text:
         return False
-    meaningful = sum(1 for ch in text if ch.isalnum())
-    junk = sum(1 for ch in text if ch == "\ufffd" or unicodedata.category(ch) in ("Cc", "Co", "Cs")
-               and ch not in "\n\r\t")
-    return meaningful == 0 or junk > len(text) / 3
+    if _ALNUM.search(text) is None:
+        return True
+    return len(_JUNK.findall(text)) > len(text) / 3
 
 
 def status_text(ctx: DialogueContext, complaint: Complaint) -> str:

@@ -11,14 +11,18 @@ with an event for the officer, who may then link it (:func:`link_duplicate`).
 """
 from __future__ import annotations
 
-import functools
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
+from sqlalchemy import bindparam, literal
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select as sa_select
+from sqlalchemy import update as sa_update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from conversations.complaints import OPEN_STATUSES, add_event
@@ -28,6 +32,14 @@ _ARABIC = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ة": "
                          "ـ": None, "٠": "0", "١": "1", "٢": "2", "٣": "3", "٤": "4", "٥": "5", "٦": "6",
                          "٧": "7", "٨": "8", "٩": "9"})
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
+# One pass for both steps of normalise: combining marks dropped, Arabic variants unified (no
+# combining mark is a key or a value of _ARABIC, so the order of the two steps does not matter).
+# The marks are looked up in planes 0 and 1, where Unicode has put every one so far; a text with
+# a character beyond them takes the character-by-character way, so the result never depends on it.
+_SCANNED = 0x20000
+_STRIP_AND_UNIFY: dict[int, Any] = {i: None for i in range(_SCANNED) if unicodedata.combining(chr(i))}
+_STRIP_AND_UNIFY.update(_ARABIC)
+_BEYOND_SCANNED = re.compile("[\U00020000-\U0010ffff]")
 STOPWORDS = frozenset(
     "a an and the of in on at to for is are was it this that there my our we i de du des la le les un une et "
     "au aux en dans pour par sur est sont il elle nous je mon ma mes notre nos ce cette qui que pas ne plus "
@@ -52,7 +64,12 @@ class DuplicateSettings:
 def normalise(text: str) -> str:
     """Lower case, no accents or Arabic diacritics, unified Arabic letter variants, words only."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).translate(_ARABIC)
+    if decomposed.isascii():  # no combining mark, nothing in _ARABIC
+        stripped = decomposed
+    elif _BEYOND_SCANNED.search(decomposed) is None:
+        stripped = decomposed.translate(_STRIP_AND_UNIFY)
+    else:
+        stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).translate(_ARABIC)
     return " ".join(_NON_WORD.sub(" ", stripped).replace("_", " ").split())
 
 
@@ -74,11 +91,35 @@ def _features(normalised: str) -> Features:
             frozenset(padded[i:i + 3] for i in range(max(len(padded) - 2, 0))))
 
 
-@functools.lru_cache(maxsize=4096)  # about 8 kB each: the trigram set dominates
-def _features_of(complaint_id: int, text: str) -> Features:
-    """A stored complaint's features, computed once per process (the text is part of the key, so
-    an edited or erased text is never compared by its old features)."""
-    return _features(normalise(text))
+# A stored complaint's features, computed once per process: complaint id -> (the text they were
+# computed from, words, trigrams, their sizes). The text is compared on every use, so an edited or
+# erased text is never compared by its old features. Oldest entries go first beyond the size
+# (about 8 kB each: the trigram set dominates); the newest complaints are the usual candidates.
+_CACHE_SIZE = 4096
+_Entry = tuple[str, frozenset[str], frozenset[str], int, int]
+_cache: dict[int, _Entry] = {}
+_cache_lock = threading.Lock()
+
+
+def _entry(text: str, features: Features) -> _Entry:
+    return (text, features[0], features[1], len(features[0]), len(features[1]))
+
+
+def _remember(complaint_id: int, text: str, features: Features) -> _Entry:
+    entry = _entry(text, features)
+    with _cache_lock:
+        _cache.pop(complaint_id, None)
+        while len(_cache) >= _CACHE_SIZE:
+            del _cache[next(iter(_cache))]
+        _cache[complaint_id] = entry
+    return entry
+
+
+def _features_of(complaint_id: int, text: str) -> _Entry:
+    entry = _cache.get(complaint_id)
+    if entry is not None and entry[0] == text:
+        return entry
+    return _remember(complaint_id, text, _features(normalise(text)))
 
 
 def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
@@ -100,44 +141,111 @@ def similarity(a: str, b: str) -> float:
 _complaints = Complaint.__table__  # type: ignore[attr-defined]
 
 
+class ProbableDuplicate(NamedTuple):
+    """The open complaint a new one most resembles: what the flag and its event need."""
+
+    id: int
+    reference: str
+    score: float
+
+
+_CANDIDATES: dict[tuple[int, bool], Any] = {}
+
+
+def _candidates(max_candidates: int, other_than_one: bool) -> Any:
+    """The candidate query, built once per limit (its values are bound on each call)."""
+    stmt = _CANDIDATES.get((max_candidates, other_than_one))
+    if stmt is None:
+        c = _complaints.c
+        # The statuses as plain bound values: the same "IN (?, ?, ?)", without an expanding IN
+        # to render again on every execution.
+        open_statuses = c.status.in_([literal(status, c.status.type) for status in OPEN_STATUSES])
+        where = [c.category == bindparam("category"), c.place == bindparam("place"), open_statuses,
+                 c.received_at >= bindparam("since"), c.duplicate_of_id.is_(None)]
+        where.insert(4, c.id != bindparam("me") if other_than_one else c.id.is_not(None))
+        stmt = _CANDIDATES[(max_candidates, other_than_one)] = (
+            sa_select(c.id, c.reference, c.text).where(*where)
+            .order_by(c.received_at.desc()).limit(max_candidates))
+    return stmt
+
+
 def find_probable_duplicate(session: Session, complaint: Complaint, now: datetime,
-                            settings: DuplicateSettings) -> tuple[Complaint, float] | None:
-    """The most similar open complaint of the same category and place within the window, if similar enough."""
+                            settings: DuplicateSettings) -> ProbableDuplicate | None:
+    """The most similar open complaint of the same category and place within the window, if similar enough
+    (the newest of equally similar ones)."""
     if not complaint.category or not complaint.place or not complaint.text.strip():
         return None
-    c = _complaints.c
-    candidates = session.execute(
-        sa_select(c.id, c.text).where(c.category == complaint.category, c.place == complaint.place,
-                                      c.status.in_(OPEN_STATUSES), c.received_at >= now - settings.window,
-                                      c.id != complaint.id, c.duplicate_of_id.is_(None))
-        .order_by(c.received_at.desc()).limit(settings.max_candidates)
-    ).all()
-    mine = _features(normalise(complaint.text))
-    best: tuple[int, float] | None = None
-    for candidate_id, text in candidates:
-        score = _score(mine, _features_of(candidate_id, text or ""))
-        if score >= settings.threshold and (best is None or score > best[1]):
-            best = (candidate_id, score)
-    if best is None:
-        return None
-    original = session.get(Complaint, best[0])
-    return (original, best[1]) if original is not None else None
+    params = {"category": complaint.category, "place": complaint.place, "since": now - settings.window}
+    if complaint.id is not None:
+        params["me"] = complaint.id
+    candidates = session.execute(_candidates(settings.max_candidates, complaint.id is not None), params).all()
+    text = complaint.text
+    features = _features(normalise(text))
+    # Remembered: the complaint is one of the next complaints' candidates.
+    mine = _remember(complaint.id, text, features) if complaint.id is not None else _entry(text, features)
+    return _best_match(mine, candidates, settings.threshold)
 
 
-def flag_probable_duplicate(session: Session, config: Any, complaint: Complaint, now: datetime) -> Complaint | None:
-    """Set ``probable_duplicate_of_id`` (and a ``probable_duplicate`` event) when one is found."""
+def _best_match(mine: _Entry, candidates: Any, threshold: float) -> ProbableDuplicate | None:
+    """The first of the most similar ``(id, reference, text)`` candidates scoring at least ``threshold``:
+    the score is :func:`similarity`'s, from the remembered features."""
+    _, words, grams, n_words, n_grams = mine
+    best: ProbableDuplicate | None = None
+    for candidate_id, reference, candidate_text in candidates:
+        _, their_words, their_grams, n_their_words, n_their_grams = _features_of(candidate_id, candidate_text or "")
+        # Each Jaccard index is at most the ratio of the set sizes (the same float when the smaller
+        # set is inside the larger): candidates that cannot pass the threshold or beat the best so
+        # far are not compared, which changes no result.
+        if n_words and n_their_words:
+            bound_words = n_words / n_their_words if n_words <= n_their_words else n_their_words / n_words
+        else:
+            bound_words = 0.0
+        if n_grams and n_their_grams:
+            bound_grams = n_grams / n_their_grams if n_grams <= n_their_grams else n_their_grams / n_grams
+        else:
+            bound_grams = 0.0
+        bound = bound_words if bound_words >= bound_grams else bound_grams
+        if bound < threshold or (best is not None and bound <= best.score):
+            continue
+        if bound_words:
+            common = len(words & their_words)
+            score = common / (n_words + n_their_words - common)
+        else:
+            score = 0.0
+        if bound_grams > score:  # else the trigram index cannot be the larger one
+            common = len(grams & their_grams)
+            score = max(score, common / (n_grams + n_their_grams - common))
+        if score >= threshold and (best is None or score > best.score):
+            best = ProbableDuplicate(candidate_id, reference, score)
+    return best
+
+
+_SET_PROBABLE_DUPLICATE = (sa_update(_complaints).where(_complaints.c.id == bindparam("complaint"))
+                           .values(probable_duplicate_of_id=bindparam("of")))
+
+
+def flag_probable_duplicate(session: Session, config: Any, complaint: Complaint,
+                            now: datetime) -> ProbableDuplicate | None:
+    """Set ``probable_duplicate_of_id`` (and a ``probable_duplicate`` event) when one is found;
+    returns the original's id and reference, and the score."""
     settings = DuplicateSettings.from_config(config)
     if not settings.enabled:
         return None
     found = find_probable_duplicate(session, complaint, now, settings)
     if found is None:
         return None
-    original, score = found
-    complaint.probable_duplicate_of_id = original.id
-    session.add(complaint)
+    state = sa_inspect(complaint)
+    if state.persistent and state.session is session:
+        # One Core UPDATE instead of a unit-of-work flush of the complaint (the candidate query has
+        # just flushed the session; the attribute is set as the database now has it).
+        session.connection().execute(_SET_PROBABLE_DUPLICATE, {"complaint": complaint.id, "of": found.id})
+        set_committed_value(complaint, "probable_duplicate_of_id", found.id)
+    else:
+        complaint.probable_duplicate_of_id = found.id
+        session.add(complaint)
     add_event(session, complaint, "system", "probable_duplicate", at=now,
-              data={"of": original.reference, "of_id": original.id, "score": round(score, 3)})
-    return original
+              data={"of": found.reference, "of_id": found.id, "score": round(found.score, 3)})
+    return found
 
 
 class LinkError(ValueError):

@@ -128,42 +128,51 @@ def _conversation(session: Session, contact: Contact, identity: Identity, inboun
                     service_address=inbound.service_address, state={}, created_at=now, last_message_at=now)
 
 
+def _ingest_one(core: "Core", session: Session, inbound: InboundMessage, dialogue: Dialogue) -> IngestResult:
+    """Store ``inbound`` and run ``dialogue`` on it in ``session``'s open transaction."""
+    found = _existing(session, inbound)
+    if found is not None:
+        return IngestResult(message_id=found[0], duplicate=True, complaint_id=found[1])
+    now = core.clock.now()
+    detected = core.detected_language(inbound)
+    contact, identity, new_identity = identities.resolve_new(session, inbound.sender, language=detected,
+                                                             display_name=inbound.sender_name)
+    conversation = _conversation(session, contact, identity, inbound, now, new_identity)
+    message = fast.new(session, Message, **dict(
+        direction="in", channel=inbound.channel, provider_message_id=inbound.provider_message_id,
+        conversation_id=conversation.id, contact_id=contact.id, identity_id=identity.id,
+        urn=inbound.sender, service_address=inbound.service_address, kind=inbound.kind,
+        text=inbound.text, subject=inbound.subject, thread_ref=inbound.thread_ref,
+        attachments=[_attachment_json(a) for a in inbound.attachments], language=inbound.language,
+        status="received", raw=dict(inbound.raw), created_at=now, received_at=inbound.received_at,
+    ))
+    language = core.reply_language(contact, detected)
+    ctx = DialogueContext(core, session, inbound, message, contact, identity, conversation, now, language,
+                          new_identity=new_identity)
+    dialogue(ctx)
+    if ctx.complaint is not None:
+        _link_complaint(session, message, conversation, ctx.complaint.id)  # type: ignore[arg-type]
+    return IngestResult(
+        message_id=message.id, complaint_id=ctx.complaint.id if ctx.complaint else None,  # type: ignore[arg-type]
+        complaint_reference=ctx.complaint.reference if ctx.complaint else None,
+        created_complaint=ctx.created_complaint, outbox_ids=tuple(q.outbox_id for q in ctx.queued),
+        action=ctx.action,
+    )
+
+
+def _logged(inbound: InboundMessage, result: IngestResult) -> IngestResult:
+    log.info("ingested %s message %s from %s: %s", inbound.channel, result.message_id,
+             mask_urn(inbound.sender), result.action)
+    return result
+
+
 def ingest_sync(core: "Core", inbound: InboundMessage, dialogue: Dialogue) -> IngestResult:
     """Store ``inbound`` once and run ``dialogue`` on it, all in one transaction."""
     for attempt in range(3):
         try:
             with core.db.session() as session:
-                found = _existing(session, inbound)
-                if found is not None:
-                    return IngestResult(message_id=found[0], duplicate=True, complaint_id=found[1])
-                now = core.clock.now()
-                detected = core.detected_language(inbound)
-                contact, identity, new_identity = identities.resolve_new(session, inbound.sender, language=detected,
-                                                                         display_name=inbound.sender_name)
-                conversation = _conversation(session, contact, identity, inbound, now, new_identity)
-                message = fast.new(session, Message, **dict(
-                    direction="in", channel=inbound.channel, provider_message_id=inbound.provider_message_id,
-                    conversation_id=conversation.id, contact_id=contact.id, identity_id=identity.id,
-                    urn=inbound.sender, service_address=inbound.service_address, kind=inbound.kind,
-                    text=inbound.text, subject=inbound.subject, thread_ref=inbound.thread_ref,
-                    attachments=[_attachment_json(a) for a in inbound.attachments], language=inbound.language,
-                    status="received", raw=dict(inbound.raw), created_at=now, received_at=inbound.received_at,
-                ))
-                language = core.reply_language(contact, detected)
-                ctx = DialogueContext(core, session, inbound, message, contact, identity, conversation, now, language,
-                                      new_identity=new_identity)
-                dialogue(ctx)
-                if ctx.complaint is not None:
-                    _link_complaint(session, message, conversation, ctx.complaint.id)  # type: ignore[arg-type]
-                result = IngestResult(
-                    message_id=message.id, complaint_id=ctx.complaint.id if ctx.complaint else None,  # type: ignore[arg-type]
-                    complaint_reference=ctx.complaint.reference if ctx.complaint else None,
-                    created_complaint=ctx.created_complaint, outbox_ids=tuple(q.outbox_id for q in ctx.queued),
-                    action=ctx.action,
-                )
-            log.info("ingested %s message %s from %s: %s", inbound.channel, result.message_id,
-                     mask_urn(inbound.sender), result.action)
-            return result
+                result = _ingest_one(core, session, inbound, dialogue)
+            return result if result.duplicate else _logged(inbound, result)
         except IntegrityError:
             # A concurrent delivery of the same message, or a race creating the same identity.
             with core.db.session() as session:
@@ -173,6 +182,31 @@ def ingest_sync(core: "Core", inbound: InboundMessage, dialogue: Dialogue) -> In
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+def ingest_batch_sync(core: "Core", batch: list[tuple[InboundMessage, Dialogue]]) -> list[IngestResult | BaseException]:
+    """Group commit: ingest every message of ``batch`` in one transaction, in order.
+
+    Under load the commit (and the session around it) is paid once per batch instead of once
+    per message. Should any message fail, the whole transaction is rolled back and each
+    message is ingested on its own, so one bad message costs the others nothing but time, and
+    its error is returned in its place.
+    """
+    if len(batch) > 1:
+        try:
+            with core.db.session() as session:
+                results = [_ingest_one(core, session, inbound, dialogue) for inbound, dialogue in batch]
+        except Exception:  # noqa: BLE001  (each message is retried alone below)
+            log.warning("batch of %d messages rolled back; ingesting them one by one", len(batch), exc_info=True)
+        else:
+            return [r if r.duplicate else _logged(inbound, r) for (inbound, _), r in zip(batch, results)]
+    outcomes: list[IngestResult | BaseException] = []
+    for inbound, dialogue in batch:
+        try:
+            outcomes.append(ingest_sync(core, inbound, dialogue))
+        except Exception as exc:  # noqa: BLE001  (handed to that message's caller)
+            outcomes.append(exc)
+    return outcomes
 
 
 def _link_complaint(session: Session, message: Message, conversation: Conversation, complaint_id: int) -> None:

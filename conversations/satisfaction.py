@@ -12,6 +12,7 @@ long a bare digit still counts as a rating).
 """
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -118,17 +119,25 @@ def record_rating(session: Session, complaint: Complaint, value: int, actor: str
     return True
 
 
+# A character that counts: not white space (re's \s is exactly str.isspace()), nor one of ".!/-".
+_KEPT = re.compile(r"[^\s.!/\-]")
+
+
 def rating_from_text(text: str, first_line_only: bool = False) -> int | None:
     """The rating when the text is a single digit 1-5 (Arabic-Indic digits too); else None.
 
     Email replies carry the quoted message below, so only their first non-empty line counts.
     """
     if first_line_only:
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        text = lines[0] if lines else ""
-    cleaned = "".join(ch for ch in unicodedata.normalize("NFKC", text).translate(_DIGITS)
-                      if not ch.isspace() and ch not in ".!/-")
-    if len(cleaned) == 1 and cleaned.isdigit() and int(cleaned) in VALUES:
+        text = next((stripped for line in text.splitlines() if (stripped := line.strip())), "")
+    # Exactly one character must count. The digits are translated afterwards: no key or value of
+    # _DIGITS is white space or one of ".!/-", and each maps to a single character.
+    normalised = unicodedata.normalize("NFKC", text)
+    first = _KEPT.search(normalised)
+    if first is None or _KEPT.search(normalised, first.end()) is not None:
+        return None
+    cleaned = first.group().translate(_DIGITS)
+    if cleaned.isdigit() and int(cleaned) in VALUES:
         return int(cleaned)
     return None
 

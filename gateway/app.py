@@ -51,8 +51,9 @@ BACKGROUND: list[tuple[Callable, Callable]] = [
 MAX_BODY = 2 * 1024 * 1024
 
 
-def create_app(gateway: Gateway, *, background: bool = True) -> web.Application:
-    """The HTTP app; with ``background`` it also runs delivery (and the other background services)."""
+def create_app(gateway: Gateway, *, background: bool = True, services: bool = True) -> web.Application:
+    """The HTTP app; with ``background`` it also runs delivery, and with ``services`` too the other
+    background services (one process of several runs those)."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[limits.body_limit])
     app[GATEWAY] = gateway
     app[CLOSING] = {"closing": False}
@@ -62,7 +63,7 @@ def create_app(gateway: Gateway, *, background: bool = True) -> web.Application:
     app.on_shutdown.append(_closing)
     if background:
         app.on_startup.append(_start_delivery)
-        for start, stop in BACKGROUND:
+        for start, stop in BACKGROUND if services else ():
             app.on_startup.append(start)
             app.on_shutdown.append(stop)
         # After the in-flight requests (whose replies it should still send), not before them.

@@ -41,16 +41,27 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.context import build_gateway
 
     _migrate_if_sqlite(settings)
-    gateway = build_gateway(settings)
-    app = create_app(gateway)
     mode = "RQ on Redis" if settings.redis_url else "in-process"
-    sandbox = [name for name, adapter in gateway.adapters.items() if getattr(adapter, "sandbox", False)]
-    print(f"gateway: listening on http://{args.host}:{args.port} (database: "
-          f"{gateway.db.engine.dialect.name}, delivery: {mode}"
-          + (f", sandbox: {', '.join(sandbox)}" if sandbox else "") + ")", flush=True)
-    web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=30,
-                access_log=None)
-    return 0
+    processes = args.processes
+
+    def serve(sock: object | None, index: int) -> None:
+        gateway = build_gateway(settings)
+        app = create_app(gateway, services=index == 0)
+        if index == 0:
+            sandbox = [name for name, adapter in gateway.adapters.items() if getattr(adapter, "sandbox", False)]
+            print(f"gateway: listening on http://{args.host}:{args.port} (database: "
+                  f"{gateway.db.engine.dialect.name}, delivery: {mode}"
+                  + (f", sandbox: {', '.join(sandbox)}" if sandbox else "")
+                  + (f", {processes} processes" if processes > 1 else "") + ")", flush=True)
+        where = {"sock": sock} if sock is not None else {"host": args.host, "port": args.port}
+        web.run_app(app, **where, print=None, shutdown_timeout=30, access_log=None)  # type: ignore[arg-type]
+
+    if processes <= 1:
+        serve(None, 0)
+        return 0
+    from gateway.processes import listening_socket, serve_processes
+
+    return serve_processes(processes, listening_socket(args.host, args.port), serve)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -165,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP server (and in-process delivery, polling, scheduler)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--processes", type=int, default=1, metavar="N",
+                       help="server processes sharing the port (default 1; more for PostgreSQL under load)")
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run a delivery worker on Redis/RQ (needs GATEWAY_REDIS_URL)")

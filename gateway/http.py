@@ -27,6 +27,11 @@ def unavailable(exc: BaseException) -> web.Response:
     return web.Response(status=503, text="temporarily unavailable, retry later\n", headers={"Retry-After": "5"})
 
 
+def overloaded() -> web.Response:
+    """More inbound messages wait for the database than a process holds: 503, retry in a moment."""
+    return web.Response(status=503, text="overloaded, retry later\n", headers={"Retry-After": "2"})
+
+
 def json_error(status: int, code: str, message: str, **extra: Any) -> web.Response:
     body = {"error": {"code": code, "message": message, **extra}}
     return web.Response(status=status, text=json.dumps(body, ensure_ascii=False), content_type="application/json")

@@ -10,8 +10,9 @@ from channels.base import ForgedRequest, MalformedPayload
 from channels.sms.adapter import SmsAdapter
 from channels.sms.parse import STATUS_RANK, parse_inbound, parse_status
 from channels.sms.render import empty_twiml
+from conversations.core import IngestBacklogFull
 from conversations.receipts import record_status
-from gateway.http import GATEWAY, read_form, unavailable
+from gateway.http import GATEWAY, overloaded, read_form, unavailable
 from gateway.metrics import DELIVERY_STATUS, MESSAGES_IN, WEBHOOK_LATENCY, WEBHOOK_REJECTED
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,11 @@ async def inbound(request: web.Request) -> web.StreamResponse:
         log.warning("malformed SMS webhook: %s", exc)
         return web.Response(status=400, text=f"bad request: {exc}\n")
     try:
-        result = await gw.core.ingest(message)
+        result = await gw.core.ingest(message, shed=True)
+    except IngestBacklogFull as exc:
+        WEBHOOK_REJECTED.labels("sms", "overloaded").inc()
+        log.warning("SMS webhook shed: %s", exc)
+        return overloaded()
     except Exception as exc:
         log.exception("could not store an inbound SMS; Twilio will retry")
         return unavailable(exc)

@@ -15,7 +15,8 @@ from channels.base import ForgedRequest, MalformedPayload
 from channels.telegram.adapter import TelegramAdapter
 from channels.telegram.parse import ParsedUpdate, parse_update
 from conversations.chat_dialogue import answer_group, apply_edit, is_duplicate_update, set_reachability
-from gateway.http import GATEWAY, unavailable
+from conversations.core import IngestBacklogFull
+from gateway.http import GATEWAY, overloaded, unavailable
 from gateway.metrics import MESSAGES_IN, WEBHOOK_LATENCY, WEBHOOK_REJECTED
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,10 @@ async def updates(request: web.Request) -> web.StreamResponse:
         return web.Response(status=400, text=f"bad request: {exc}\n")
     try:
         outcome = await _handle(request, parsed)
+    except IngestBacklogFull as exc:
+        WEBHOOK_REJECTED.labels(ROUTE, "overloaded").inc()
+        log.warning("Telegram update %s shed: %s", parsed.update_id, exc)
+        return overloaded()
     except Exception as exc:
         log.exception("could not store Telegram update %s; Telegram will redeliver it", parsed.update_id)
         return unavailable(exc)
@@ -83,7 +88,7 @@ async def _handle(request: web.Request, parsed: ParsedUpdate) -> str:
         if edited.outcome != "unknown":
             return "edit_" + edited.outcome
         # We never stored the original: the edited text is a message like any other.
-    result = await core.ingest(parsed.message)
+    result = await core.ingest(parsed.message, shed=True)
     if parsed.message.attachments and not result.duplicate:
         fetcher = gw.extras.get(FETCHER)
         if fetcher is not None:

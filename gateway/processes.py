@@ -1,0 +1,88 @@
+"""``gateway serve --processes N``: several server processes sharing one listening socket.
+
+One Python process runs one core at most (the GIL), and a webhook's work is mostly Python: on
+PostgreSQL, N processes take N times the load. The parent binds the socket, forks the servers
+before anything opens a database connection or starts a thread, restarts a server that dies,
+and passes SIGTERM/SIGINT on for a graceful shutdown. Each server delivers what it queues (claims
+are atomic, so they never send a message twice); only the first runs the other background
+services (legal clocks, the IMAP poller, Telegram media fetching).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+RESTART_DELAY = 1.0
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve_processes(count: int, sock: socket.socket, serve_one: Callable[[socket.socket, int], None]) -> int:
+    """Run ``serve_one(sock, index)`` in ``count`` forked processes until told to stop.
+
+    Returns the exit status: 0 after a requested shutdown."""
+    children: dict[int, int] = {}  # pid -> index
+    stopping = False
+
+    def spawn(index: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the server process
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            status = 0
+            try:
+                serve_one(sock, index)
+            except BaseException:  # noqa: BLE001  (reported, then the parent restarts it)
+                log.exception("server process %d failed", index)
+                status = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(status)
+        children[pid] = index
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    for index in range(count):
+        spawn(index)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        index = children.pop(pid, None)
+        if index is None or stopping:
+            continue
+        log.error("server process %d (pid %d) exited with status %d; restarting it", index, pid,
+                  os.waitstatus_to_exitcode(status))
+        time.sleep(RESTART_DELAY)
+        if not stopping:
+            spawn(index)
+    sock.close()
+    return 0

@@ -1,0 +1,171 @@
+"""Group commit: concurrent ingests share a transaction, lose nothing and keep their own outcome."""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import func, select
+
+from conversations import ingest as ingest_module
+from conversations.core import IngestBacklogFull
+from conversations.messages import InboundMessage
+from store import fast
+from store.models import Complaint, Contact, Message, Outbox
+from tests.channels.sms.test_sms_flow import sms
+from tests.conftest import post_signed
+
+TEXTS = [
+    "Pas d'eau au robinet depuis trois jours à Oran",
+    "Hello, the street lamps in our street have been off for a week",
+    "السلام عليكم الماء مقطوع عندنا في الحي منذ يومين",
+]
+
+
+def inbound(i: int, sender: str | None = None, text: str | None = None, pid: str | None = None) -> InboundMessage:
+    return InboundMessage(channel="sms", provider_message_id=pid or f"SM{i:032d}",
+                          sender=sender or f"tel:+2126{10_000_000 + i}", service_address="+212522000000",
+                          text=text or TEXTS[i % len(TEXTS)], received_at=datetime.now(timezone.utc))
+
+
+def count(gw: Any, model: Any, *where: Any) -> int:
+    with gw.db.session() as s:
+        return s.exec(select(func.count()).select_from(model).where(*where)).one()
+
+
+def spy_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    sizes: list[int] = []
+    real = ingest_module.ingest_batch_sync
+
+    def spy(core: Any, batch: list[Any]) -> Any:
+        sizes.append(len(batch))
+        return real(core, batch)
+
+    monkeypatch.setattr("conversations.core.ingest_batch_sync", spy)
+    return sizes
+
+
+async def test_concurrent_messages_share_transactions(db_url, make_gateway, monkeypatch) -> None:
+    gw = make_gateway(db_url)
+    sizes = spy_batches(monkeypatch)
+    # A second message from the sender of message 1 and a provider retry of it, in the same burst:
+    # each sees what the ones before it wrote.
+    burst = [inbound(i) for i in range(40)]
+    burst += [inbound(100, sender=burst[1].sender, pid="SM-retry"), inbound(101, sender=burst[1].sender, pid="SM-retry")]
+    results = await asyncio.gather(*(gw.core.ingest(m) for m in burst))
+    assert max(sizes) > 1, "concurrent messages should have been written together"
+    assert sum(sizes) == len(burst)
+    assert [r.duplicate for r in results] == [False] * 41 + [True]
+    assert results[-1].message_id == results[-2].message_id
+    assert all(r.created_complaint and r.complaint_reference for r in results[:40])
+    assert len({r.complaint_reference for r in results[:40]}) == 40
+    assert results[40].action == "follow_up" and results[40].complaint_id == results[1].complaint_id
+    assert count(gw, Message, Message.direction == "in") == 41
+    assert count(gw, Complaint) == 40
+    assert count(gw, Outbox) == 41  # an acknowledgement each
+
+
+async def test_a_failing_message_costs_the_others_nothing(db_url, make_gateway, monkeypatch) -> None:
+    gw = make_gateway(db_url)
+    sizes = spy_batches(monkeypatch)
+    real = ingest_module._ingest_one
+
+    def failing(core: Any, session: Any, message: InboundMessage, dialogue: Any) -> Any:
+        if message.text == "boom":
+            raise RuntimeError("dialogue bug")
+        return real(core, session, message, dialogue)
+
+    monkeypatch.setattr(ingest_module, "_ingest_one", failing)
+    burst = [inbound(i) for i in range(10)]
+    burst.insert(5, inbound(50, text="boom"))
+    outcomes = await asyncio.gather(*(gw.core.ingest(m) for m in burst), return_exceptions=True)
+    assert max(sizes) > 1
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(failed) == 1 and "dialogue bug" in str(failed[0])
+    assert outcomes.index(failed[0]) == 5
+    assert count(gw, Message, Message.direction == "in") == 10
+    assert count(gw, Complaint) == 10
+    assert count(gw, Outbox) == 10
+    # Nothing of the failed message, nor a trace of the rolled-back batch, is left.
+    assert count(gw, Contact) == 10
+
+
+async def test_backlog_is_shed_only_for_providers_that_retry(sqlite_url, make_gateway) -> None:
+    gw = make_gateway(sqlite_url, max_pending_ingests=3)
+    gate = asyncio.Event()
+    release = asyncio.get_running_loop()
+
+    real_run = gw.db.run
+
+    async def slow_run(fn: Any, *args: Any) -> Any:
+        await gate.wait()
+        return await real_run(fn, *args)
+
+    gw.db.run = slow_run  # type: ignore[method-assign]
+    first = asyncio.ensure_future(gw.core.ingest(inbound(0), shed=True))
+    await asyncio.sleep(0)  # its batch is being written: the next ones wait
+    waiting = [asyncio.ensure_future(gw.core.ingest(inbound(i), shed=True)) for i in range(1, 4)]
+    await asyncio.sleep(0)
+    with pytest.raises(IngestBacklogFull):
+        await gw.core.ingest(inbound(9), shed=True)
+    unshed = asyncio.ensure_future(gw.core.ingest(inbound(10)))  # e.g. an IVR recording: queued anyway
+    release.call_soon(gate.set)
+    results = await asyncio.gather(first, *waiting, unshed)
+    assert all(r.created_complaint for r in results)
+    assert count(gw, Complaint) == 5
+
+
+async def test_sms_webhook_answers_503_with_retry_after_when_overloaded(sqlite_url, make_gateway,
+                                                                       start_client) -> None:
+    gw = make_gateway(sqlite_url, max_pending_ingests=1)
+    client = await start_client(gw, background=False)
+    gate = asyncio.Event()
+    real_run = gw.db.run
+
+    async def slow_run(fn: Any, *args: Any) -> Any:
+        await gate.wait()
+        return await real_run(fn, *args)
+
+    gw.db.run = slow_run  # type: ignore[method-assign]
+    path = "/webhooks/twilio/sms"
+
+    async def until(predicate: Any) -> None:
+        for _ in range(500):
+            if predicate():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("condition not met")
+
+    def batcher() -> Any:
+        return gw.core._batcher  # noqa: SLF001
+
+    first = asyncio.ensure_future(post_signed(client, path, sms("Pas d'eau à Oran", "+212611111111")))
+    await until(lambda: batcher() is not None and batcher()._writers == 1 and not batcher()._pending)
+    second = asyncio.ensure_future(post_signed(client, path, sms("Pas d'eau à Oran", "+212611111112")))
+    await until(lambda: batcher()._pending)  # the first is being written, the second waits
+    shed = await asyncio.wait_for(post_signed(client, path, sms("Pas d'eau à Oran", "+212611111113")), 10)
+    assert shed.status == 503 and shed.headers["Retry-After"]
+    gate.set()
+    assert (await first).status == 200 and (await second).status == 200
+    assert count(gw, Message, Message.direction == "in") == 2
+
+
+def test_prepared_insert_maps_constraint_errors(db_url, make_gateway) -> None:
+    """The DBAPI fast path raises SQLAlchemy's IntegrityError, as the ORM path would."""
+    gw = make_gateway(db_url)
+    table = Contact.__table__  # type: ignore[attr-defined]
+    now = datetime.now(timezone.utc)
+    with gw.db.session() as session:
+        first = fast.insert_row(session, table, dict(language="fr", display_name=None, created_at=now,
+                                                      opted_out=False, opted_out_at=None, anonymised_at=None))
+        with pytest.raises(IntegrityError):
+            fast.insert_row(session, table, dict(id=first, language="fr", display_name=None, created_at=now,
+                                                 opted_out=False, opted_out_at=None, anonymised_at=None))
+        session.rollback()
+    with gw.db.session() as session:
+        contact = fast.new(session, Contact, language="ar", created_at=now)
+    with gw.db.session() as session:
+        stored = session.get(Contact, contact.id)
+        assert stored is not None and stored.language == "ar" and stored.created_at == now

@@ -196,8 +196,11 @@ def ingest_batch_sync(core: "Core", batch: list[tuple[InboundMessage, Dialogue]]
         try:
             with core.db.session() as session:
                 results = [_ingest_one(core, session, inbound, dialogue) for inbound, dialogue in batch]
-        except Exception:  # noqa: BLE001  (each message is retried alone below)
-            log.warning("batch of %d messages rolled back; ingesting them one by one", len(batch), exc_info=True)
+        except Exception as exc:  # noqa: BLE001  (each message is retried alone below)
+            # The error's text may quote message data: only its type at warning level.
+            log.warning("a batch of %d messages was rolled back (%s); ingesting them one by one", len(batch),
+                        type(exc).__name__)
+            log.debug("batch rollback", exc_info=True)
         else:
             return [r if r.duplicate else _logged(inbound, r) for (inbound, _), r in zip(batch, results)]
     outcomes: list[IngestResult | BaseException] = []

@@ -164,7 +164,9 @@ class ResourceMonitor:
 
         for pid in self.pids:
             try:
-                yield psutil.Process(pid)
+                proc = psutil.Process(pid)
+                # `gateway serve --processes N` forks its servers: count them with their parent.
+                yield from [proc, *proc.children(recursive=True)]
             except psutil.NoSuchProcess:
                 continue
 

@@ -136,11 +136,12 @@ def baseline_target(work: Path) -> Iterator[Target]:
 
 
 @contextmanager
-def embedded_target(work: Path) -> Iterator[Target]:
+def embedded_target(work: Path, processes: int = 1) -> Iterator[Target]:
     with _provider(work) as (_provider_proc, provider_url):
         port = free_port()
         env = _gateway_env(provider_url, work)
-        server = spawn("gateway-embedded", ["-m", "gateway", "serve", "--port", str(port)], env, work)
+        server = spawn("gateway-embedded", ["-m", "gateway", "serve", "--port", str(port),
+                                            "--processes", str(processes)], env, work)
         try:
             url = f"http://127.0.0.1:{port}"
             wait_http(url + "/healthz", 60, server)
@@ -179,7 +180,7 @@ def fresh_pg_database(prefix: str = "bench") -> Iterator[str]:
 
 
 @contextmanager
-def postgres_redis_target(work: Path, workers: int) -> Iterator[Target]:
+def postgres_redis_target(work: Path, workers: int, processes: int = 1) -> Iterator[Target]:
     from rq import Queue
     from redis import Redis
 
@@ -188,7 +189,8 @@ def postgres_redis_target(work: Path, workers: int) -> Iterator[Target]:
         env = _gateway_env(provider_url, work)
         env.update({"GATEWAY_DATABASE_URL": db_url, "GATEWAY_REDIS_URL": REDIS_URL, "GATEWAY_QUEUE_NAME": queue_name})
         port = free_port()
-        procs = [spawn("gateway-pg", ["-m", "gateway", "serve", "--port", str(port)], env, work)]
+        procs = [spawn("gateway-pg", ["-m", "gateway", "serve", "--port", str(port),
+                                      "--processes", str(processes)], env, work)]
         try:
             procs += [spawn(f"worker-{i}", ["-m", "gateway", "worker"], env, work) for i in range(workers)]
             url = f"http://127.0.0.1:{port}"
@@ -339,6 +341,7 @@ class Plan:
     warmup: int = 200
     drain_timeout: float = 60.0
     workers: int = 2
+    processes: int = 1
     profile: Path | None = None
 
     def phases(self) -> list[tuple[str, str, float]]:
@@ -352,7 +355,7 @@ def _profilers(target: Target, directory: Path | None) -> list[subprocess.Popen[
         return []
     directory.mkdir(parents=True, exist_ok=True)
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    return [subprocess.Popen([spy, "record", "--pid", str(p.popen.pid), "--format", "raw", "--rate", "250",
+    return [subprocess.Popen([spy, "record", "--pid", str(p.popen.pid), "--subprocesses", "--format", "raw", "--rate", "250",
                               "--nonblocking", "-o", str(directory / f"{p.name}.txt")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in target.procs]
 
@@ -490,9 +493,9 @@ def run(modes: Sequence[str], plan: Plan, baseline: bool = True, log: bool = Tru
             mode_dir = work / mode
             mode_dir.mkdir(exist_ok=True)
             if mode == "embedded":
-                context = embedded_target(mode_dir)
+                context = embedded_target(mode_dir, plan.processes)
             else:
-                context = postgres_redis_target(mode_dir, plan.workers)
+                context = postgres_redis_target(mode_dir, plan.workers, plan.processes)
             with context as target:
                 reports += run_target(target, plan, factory, log)
     return reports
@@ -508,6 +511,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-closed", action="store_true", help="skip the closed-loop phase")
     parser.add_argument("--no-baseline", action="store_true", help="skip the bare aiohttp baseline")
     parser.add_argument("--workers", type=int, default=2, help="RQ worker processes in postgres-redis mode")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="`gateway serve --processes N`: server processes (default 1)")
     parser.add_argument("--warmup", type=int, default=200, help="requests sent before measuring (default 200)")
     parser.add_argument("--drain-timeout", type=float, default=60.0)
     parser.add_argument("--profile", type=Path, help="record py-spy profiles of the gateway processes here")
@@ -516,13 +521,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     rates = tuple(float(r) for r in args.rates.split(",") if r.strip())
     plan = Plan(duration=args.duration, connections=args.connections, rates=rates, closed=not args.no_closed,
                 warmup=args.warmup, drain_timeout=args.drain_timeout, workers=args.workers,
-                profile=args.profile)
+                processes=args.processes, profile=args.profile)
     modes = list(MODES) if args.mode == "all" else [args.mode]
     load_before = load_average()
     print(f"machine: {machine()}; load average {load_before}", file=sys.stderr)
     reports = run(modes, plan, baseline=not args.no_baseline)
     print(f"\n{machine()}; load average before {load_before}, after {load_average()}; {args.duration:g} s per phase, closed loop c={args.connections}, "
-          f"open loop at {args.rates}/s, {args.workers} RQ workers")
+          f"open loop at {args.rates}/s, {args.workers} RQ workers, {args.processes} server process(es)")
     print(render_table(reports))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in reports], indent=2))

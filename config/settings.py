@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     email_address: str | None = None
 
     # Not in DESIGN.md's table; documented in the README.
-    delivery_concurrency: int = Field(default=16, ge=1, le=512)
+    delivery_concurrency: int = Field(default=64, ge=1, le=512)
     queue_name: str = "gateway-outbox"
     delivery_lease_seconds: float = Field(default=60.0, ge=1.0, le=3600.0)
     # Inbound messages a server process holds waiting for the database before it answers 503

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert
+from sqlalchemy import bindparam
 from sqlalchemy import select as core_select
 from sqlmodel import Session, select
 
@@ -50,8 +50,6 @@ def _event_row(complaint_id: int, actor: str, type_: str, *, at: datetime, from_
     return dict(complaint_id=complaint_id, at=at, actor=actor, type=type_, from_status=from_status,
                 to_status=to_status, note=None, data=data or {})
 
-
-_INSERT_EVENT = insert(_events)
 
 
 def new_reference(session: Session) -> str:
@@ -106,7 +104,7 @@ def create_complaint(
                                  from_status="new", to_status="assigned",
                                  data={"category": category, "administration": administration, "place": place,
                                        "confidence": confidence, "reasons": list(reasons)}))
-    session.connection().execute(_INSERT_EVENT, events)  # both in one statement
+    fast.insert_rows(session, _events, events)  # both in one statement
     from conversations.duplicates import flag_probable_duplicate  # here: duplicates imports this module
 
     flag_probable_duplicate(session, config, complaint, now)

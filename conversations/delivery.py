@@ -409,7 +409,7 @@ class InProcessWorker:
         self._task = asyncio.create_task(self._run(), name="outbox-worker")
 
     async def _run(self) -> None:
-        """A continuous pipeline: whenever a send finishes, its slot is refilled with a new claim;
+        """A continuous pipeline: once half the slots are free they are refilled with one claim;
         successes are recorded in batches. Up to ``concurrency`` sends are in flight."""
         recorder = SentRecorder(self.delivery)
         in_flight: set[asyncio.Task[None]] = set()
@@ -424,7 +424,8 @@ class InProcessWorker:
         while not self._stopping:
             try:
                 free = self.concurrency - len(in_flight)
-                if free <= 0:
+                # Refill by halves: under load a claim (a transaction) then serves many sends, not one.
+                if free < max(1, self.concurrency // 2):
                     slot_freed.clear()
                     await slot_freed.wait()
                     continue

@@ -1,12 +1,22 @@
 """URN -> contact resolution, and which channel reaches an identity."""
 from __future__ import annotations
 
+from sqlalchemy import bindparam
+from sqlalchemy import select as core_select
 from sqlmodel import Session, select
 
 from conversations.messages import urn_scheme
 from store import fast
 from store.models import Contact, Identity
 from store.types import utcnow
+
+_identities = Identity.__table__  # type: ignore[attr-defined]
+_contacts = Contact.__table__  # type: ignore[attr-defined]
+_IDENTITY_COLUMNS = [c.name for c in _identities.c]
+_CONTACT_COLUMNS = [c.name for c in _contacts.c]
+# One Core query for both rows (the ORM's joined load costs several times the query itself).
+_BY_URN = core_select(*_identities.c, *(c.label(f"contact__{c.name}") for c in _contacts.c)).join(
+    _contacts, _contacts.c.id == _identities.c.contact_id).where(_identities.c.urn == bindparam("urn"))
 
 # The channel that sends to each URN scheme.
 CHANNEL_FOR_SCHEME = {"tel": "sms", "mailto": "email", "telegram": "telegram"}
@@ -26,10 +36,11 @@ def resolve(session: Session, urn: str, language: str | None = None,
 def resolve_new(session: Session, urn: str, language: str | None = None,
                 display_name: str | None = None) -> tuple[Contact, Identity, bool]:
     """Like ``resolve``, and whether the identity was created now (one query when it exists)."""
-    found = session.exec(select(Identity, Contact).join(Contact, Contact.id == Identity.contact_id)  # type: ignore[arg-type]
-                         .where(Identity.urn == urn)).first()
-    if found is not None:
-        identity, contact = found
+    row = fast.execute(session, _BY_URN, {"urn": urn}).first()
+    if row is not None:
+        values = row._mapping
+        identity = fast.loaded(session, Identity, {name: values[name] for name in _IDENTITY_COLUMNS})
+        contact = fast.loaded(session, Contact, {name: values[f"contact__{name}"] for name in _CONTACT_COLUMNS})
         return contact, identity, False
     now = utcnow()
     contact = fast.new(session, Contact, language=language, display_name=display_name, created_at=now)

@@ -119,14 +119,15 @@ class _Headroom:
 # every reply would cost a scan of up to ``limit`` rows; instead the last exact count plus every
 # message stored since (any direction, any channel, any process: the growth of the largest id) is
 # an upper bound, and only when that bound comes near the limit is the window counted again.
-_HEADROOM: dict[tuple[str, tuple[str, ...]], _Headroom] = {}
+_HEADROOM: dict[tuple[Any, tuple[str, ...]], _Headroom] = {}
 _MAX_ID = select(func.max(Message.id))
 
 
 def _global_over(session: Session, limits: ReplyLimits, now: datetime) -> bool:
     limit = limits.global_replies_per_minute
-    key = (session.get_bind().url.render_as_string(hide_password=True), limits.channels)
-    max_id = int(session.execute(_MAX_ID).scalar() or 0)
+    conn = session.connection()
+    key = (conn.engine.url, limits.channels)
+    max_id = int(conn.execute(_MAX_ID).scalar() or 0)
     cached = _HEADROOM.get(key)
     if (cached is not None and cached.counted_at <= now and max_id >= cached.max_id
             and cached.count + (max_id - cached.max_id) < limit - _NEAR):

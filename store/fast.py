@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Table, insert
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 from sqlalchemy.sql import Executable
 from sqlmodel import Session, SQLModel
 
@@ -38,52 +38,73 @@ def execute(session: Session, stmt: Executable, params: dict[str, Any] | list[di
 def insert_row(session: Session, table: Table, values: dict[str, Any]) -> int:
     """INSERT one row (every column given, defaults included) and return its id."""
     conn = session.connection()
-    prepared = _prepared_insert(conn, table, tuple(values))
+    prepared = _prepared_insert(conn, table, tuple(values), returning=True)
     if prepared is None:
         return int(conn.execute(_insert(table), values).scalar_one())
-    return prepared(conn, values)
+    return int(prepared(conn, [values])[0])
 
 
-_Binder = Callable[[Connection, dict[str, Any]], int]
-_PREPARED: dict[tuple[str, str, tuple[str, ...]], _Binder | None] = {}
+def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT rows that all give the same columns (every column, defaults included), in one call."""
+    if not rows:
+        return
+    conn = session.connection()
+    prepared = _prepared_insert(conn, table, tuple(rows[0]), returning=False)
+    if prepared is None:
+        conn.execute(insert(table), rows)
+    else:
+        prepared(conn, rows)
 
 
-def _prepared_insert(conn: Connection, table: Table, keys: tuple[str, ...]) -> _Binder | None:
+_Runner = Callable[[Connection, list[dict[str, Any]]], list[Any]]
+_PREPARED: dict[tuple[str, str, tuple[str, ...], bool], _Runner | None] = {}
+
+
+def _prepared_insert(conn: Connection, table: Table, keys: tuple[str, ...], *, returning: bool) -> _Runner | None:
     """The INSERT for exactly these columns, compiled once, run on the DBAPI cursor.
 
     SQLAlchemy spends about three times the database's own time per statement on execution
     bookkeeping (compile cache lookup, parameter and result setup, events); this applies the
     same bind processors (UTC datetimes, JSON) to a statement compiled once per dialect and
     column set. None when the statement needs anything more (e.g. a column default to compute).
+    With ``returning`` it runs one row and returns ``[id]``; without, it runs them all (executemany).
     """
     dialect = conn.dialect
-    key = (dialect.name, table.name, keys)
+    key = (dialect.name, table.name, keys, returning)
     if key in _PREPARED:
         return _PREPARED[key]
-    compiled = _insert(table).compile(dialect=dialect, column_keys=list(keys))
+    stmt = _insert(table) if returning else insert(table)
+    compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
     names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
-    binder: _Binder | None = None
+    runner: _Runner | None = None
     if set(names) <= set(keys) and not compiled.literal_execute_params and not compiled.post_compile_params:
         sql = compiled.string
         processors = compiled._bind_processors  # noqa: SLF001  (SQLAlchemy's own, so values match)
         steps = [(name, processors.get(name)) for name in names]
         positional = compiled.positional
+        error = dialect.loaded_dbapi.Error
 
-        def binder(conn: Connection, values: dict[str, Any]) -> int:
-            bound = [(name, fn(values[name]) if fn is not None else values[name]) for name, fn in steps]
-            params: Any = tuple(v for _, v in bound) if positional else dict(bound)
+        def bind(values: dict[str, Any]) -> Any:
+            if positional:
+                return tuple(fn(values[name]) if fn is not None else values[name] for name, fn in steps)
+            return {name: fn(values[name]) if fn is not None else values[name] for name, fn in steps}
+
+        def runner(conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
+            params = [bind(values) for values in rows]
             cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
-                cursor.execute(sql, params)
-                return int(cursor.fetchone()[0])
-            except dialect.loaded_dbapi.Error as exc:
-                raise DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error,
-                                          dialect=dialect) from exc
+                if returning:
+                    cursor.execute(sql, params[0])
+                    return [cursor.fetchone()[0]]
+                cursor.executemany(sql, params)
+                return []
+            except error as exc:
+                raise DBAPIError.instance(sql, params, exc, error, dialect=dialect) from exc
             finally:
                 cursor.close()
 
-    _PREPARED[key] = binder
-    return binder
+    _PREPARED[key] = runner
+    return runner
 
 
 _DEFAULTS: dict[type, list[tuple[str, Any, bool]]] = {}
@@ -119,9 +140,28 @@ def new(session: Session, model: type[M], **values: Any) -> M:
         row.pop("id", None)
     session.flush()
     row["id"] = insert_row(session, table, row)
-    obj: M = model.__mapper__.class_manager.new_instance()  # type: ignore[attr-defined]
+    mapper = model.__mapper__  # type: ignore[attr-defined]
+    if not mapper.configured:  # no ORM query may have run yet in this process
+        configure_mappers()
+    obj: M = mapper.class_manager.new_instance()
     obj.__dict__.update(row)
     make_transient_to_detached(obj)
     session.add(obj)
     return obj
 
+
+
+def loaded(session: Session, model: type[M], values: dict[str, Any]) -> M:
+    """The ORM object of a row read with Core (``values``: every column): the one ``session``
+    already holds for that id, or a new persistent one built as the ORM builds a loaded row."""
+    mapper = model.__mapper__  # type: ignore[attr-defined]
+    if not mapper.configured:
+        configure_mappers()
+    existing = session.identity_map.get(mapper.identity_key_from_primary_key([values["id"]]))
+    if existing is not None:
+        return existing  # type: ignore[no-any-return]
+    obj: M = mapper.class_manager.new_instance()
+    obj.__dict__.update(values)
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     delivery_lease_seconds: float = Field(default=60.0, ge=1.0, le=3600.0)
     # Inbound messages a server process holds waiting for the database before it answers 503
     # (with Retry-After) instead: an overload then costs neither unbounded memory nor timeouts.
-    max_pending_ingests: int = Field(default=2000, ge=1, le=1_000_000)
+    max_pending_ingests: int = Field(default=1000, ge=1, le=1_000_000)
     api_key_open311: SecretStr | None = None
     # The deadline scheduler in `gateway serve` (off when another process runs `gateway clocks run`).
     scheduler_enabled: bool = True

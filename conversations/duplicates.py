@@ -12,6 +12,7 @@ with an event for the officer, who may then link it (:func:`link_duplicate`).
 from __future__ import annotations
 
 import re
+import sys
 import threading
 import unicodedata
 from dataclasses import dataclass
@@ -87,37 +88,49 @@ Features = tuple[frozenset[str], frozenset[str]]
 def _features(normalised: str) -> Features:
     words = [w for w in normalised.split() if w not in STOPWORDS]
     padded = f" {' '.join(words)} "
+    # Interned: texts share most of their trigrams, so cached sets point at one copy of each.
     return (frozenset(w for w in words if len(w) > 1),
-            frozenset(padded[i:i + 3] for i in range(max(len(padded) - 2, 0))))
+            frozenset(map(sys.intern, [padded[i:i + 3] for i in range(max(len(padded) - 2, 0))])))
 
 
-# A stored complaint's features, computed once per process: complaint id -> (the text they were
-# computed from, words, trigrams, their sizes). The text is compared on every use, so an edited or
-# erased text is never compared by its old features. Oldest entries go first beyond the size
-# (about 8 kB each: the trigram set dominates); the newest complaints are the usual candidates.
-_CACHE_SIZE = 4096
-_Entry = tuple[str, frozenset[str], frozenset[str], int, int]
+# A stored complaint's features, computed once per process: complaint id -> (a fingerprint of the
+# text they were computed from, words, trigrams, their sizes). The fingerprint is compared on every
+# use, so an edited or erased text is never compared by its old features. Oldest entries go first
+# once the cached sets hold more than _CACHE_BUDGET elements (a few tens of bytes each, beyond the
+# interned strings): about a thousand SMS-sized texts, fewer long ones, and a few MB either way.
+_CACHE_BUDGET = 120_000
+_Entry = tuple[tuple[int, int], frozenset[str], frozenset[str], int, int]
 _cache: dict[int, _Entry] = {}
+_cache_elements = 0
 _cache_lock = threading.Lock()
 
 
+def _fingerprint(text: str) -> tuple[int, int]:
+    return len(text), hash(text)
+
+
 def _entry(text: str, features: Features) -> _Entry:
-    return (text, features[0], features[1], len(features[0]), len(features[1]))
+    return (_fingerprint(text), features[0], features[1], len(features[0]), len(features[1]))
 
 
 def _remember(complaint_id: int, text: str, features: Features) -> _Entry:
+    global _cache_elements
     entry = _entry(text, features)
     with _cache_lock:
-        _cache.pop(complaint_id, None)
-        while len(_cache) >= _CACHE_SIZE:
-            del _cache[next(iter(_cache))]
+        old = _cache.pop(complaint_id, None)
+        if old is not None:
+            _cache_elements -= old[3] + old[4]
+        while _cache and _cache_elements + entry[3] + entry[4] > _CACHE_BUDGET:
+            evicted = _cache.pop(next(iter(_cache)))
+            _cache_elements -= evicted[3] + evicted[4]
         _cache[complaint_id] = entry
+        _cache_elements += entry[3] + entry[4]
     return entry
 
 
 def _features_of(complaint_id: int, text: str) -> _Entry:
     entry = _cache.get(complaint_id)
-    if entry is not None and entry[0] == text:
+    if entry is not None and entry[0] == _fingerprint(text):
         return entry
     return _remember(complaint_id, text, _features(normalise(text)))
 

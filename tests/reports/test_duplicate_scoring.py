@@ -59,12 +59,19 @@ def test_remembered_features_follow_an_edited_text() -> None:
     assert _features_of(-1, "")[1:3] == (frozenset(), frozenset())
 
 
-def test_the_cache_is_bounded(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(duplicates, "_CACHE_SIZE", 3)
+def test_the_cache_is_bounded_by_its_elements(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(duplicates, "_cache", {})
+    monkeypatch.setattr(duplicates, "_cache_elements", 0)
+    size = sum(len(part) for part in _features(normalise("texte 0")))
+    monkeypatch.setattr(duplicates, "_CACHE_BUDGET", 3 * size)
     for i in range(10):
         _features_of(i, f"texte {i}")
     assert list(duplicates._cache) == [7, 8, 9]
+    assert duplicates._cache_elements == 3 * size
+    # A text longer than the whole budget is still scored; it only evicts what it must.
+    long = " ".join(f"mot{i}" for i in range(2000))
+    assert _features_of(99, long)[1:3] == _features(normalise(long))
+    assert list(duplicates._cache) == [99]
 
 
 def reference_best(mine: str, candidates: list[tuple[int, str, str]], threshold: float) -> ProbableDuplicate | None:

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     # Inbound messages a server process holds waiting for the database before it answers 503
     # (with Retry-After) instead: an overload then costs neither unbounded memory nor timeouts.
     max_pending_ingests: int = Field(default=1000, ge=1, le=1_000_000)
+    # ... or once the oldest of them has waited this long (providers time out after about 15 s).
+    max_ingest_wait_seconds: float = Field(default=5.0, gt=0, le=300)
     api_key_open311: SecretStr | None = None
     # The deadline scheduler in `gateway serve` (off when another process runs `gateway clocks run`).
     scheduler_enabled: bool = True

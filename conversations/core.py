@@ -121,14 +121,19 @@ class IngestBatcher:
         self.max_batch = max_batch
         self.parallel = 1 if core.db.is_sqlite else 4
         self.max_pending = core.settings.max_pending_ingests
-        self._pending: list[tuple[InboundMessage, Dialogue, asyncio.Future[IngestResult]]] = []
+        self.max_wait = core.settings.max_ingest_wait_seconds
+        # (message, dialogue, its caller's future, when it arrived), oldest first.
+        self._pending: list[tuple[InboundMessage, Dialogue, asyncio.Future[IngestResult], float]] = []
         self._writers = 0
 
     async def submit(self, inbound: InboundMessage, dialogue: Dialogue, shed: bool = False) -> IngestResult:
-        if shed and len(self._pending) >= self.max_pending:
-            raise IngestBacklogFull(f"{len(self._pending)} inbound messages already wait for the database")
+        if shed and self._pending:
+            waited = self.loop.time() - self._pending[0][3]
+            if len(self._pending) >= self.max_pending or waited > self.max_wait:
+                raise IngestBacklogFull(f"{len(self._pending)} inbound messages wait for the database, the "
+                                        f"oldest for {waited:.1f} s")
         done: asyncio.Future[IngestResult] = self.loop.create_future()
-        self._pending.append((inbound, dialogue, done))
+        self._pending.append((inbound, dialogue, done, self.loop.time()))
         if self._writers < self.parallel:
             self._writers += 1
             self.loop.create_task(self._write())
@@ -140,9 +145,9 @@ class IngestBatcher:
                 batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
                 try:
                     outcomes = await self.core.db.run(ingest_batch_sync, self.core,
-                                                      [(inbound, dialogue) for inbound, dialogue, _ in batch])
+                                                      [(inbound, dialogue) for inbound, dialogue, _, _ in batch])
                 except asyncio.CancelledError as exc:
-                    for _, _, done in batch + self._pending:
+                    for _, _, done, _ in batch + self._pending:
                         if not done.done():
                             done.set_exception(exc)
                     self._pending = []
@@ -151,7 +156,7 @@ class IngestBatcher:
                     outcomes = [exc] * len(batch)
                 ids = [i for o in outcomes if isinstance(o, IngestResult) for i in o.outbox_ids]
                 self.core.outbox_committed(ids)
-                for (_, _, done), outcome in zip(batch, outcomes):
+                for (_, _, done, _), outcome in zip(batch, outcomes):
                     if done.done():
                         continue
                     if isinstance(outcome, BaseException):

@@ -169,3 +169,27 @@ def test_prepared_insert_maps_constraint_errors(db_url, make_gateway) -> None:
     with gw.db.session() as session:
         stored = session.get(Contact, contact.id)
         assert stored is not None and stored.language == "ar" and stored.created_at == now
+
+
+async def test_backlog_is_shed_once_the_oldest_waited_too_long(sqlite_url, make_gateway) -> None:
+    gw = make_gateway(sqlite_url, max_ingest_wait_seconds=0.05)
+    gate = asyncio.Event()
+    real_run = gw.db.run
+
+    async def slow_run(fn: Any, *args: Any) -> Any:
+        await gate.wait()
+        return await real_run(fn, *args)
+
+    gw.db.run = slow_run  # type: ignore[method-assign]
+    first = asyncio.ensure_future(gw.core.ingest(inbound(0), shed=True))
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(gw.core.ingest(inbound(1), shed=True))
+    await asyncio.sleep(0)
+    third = asyncio.ensure_future(gw.core.ingest(inbound(2), shed=True))  # the second only just arrived
+    await asyncio.sleep(0.1)
+    with pytest.raises(IngestBacklogFull, match="oldest for"):
+        await gw.core.ingest(inbound(3), shed=True)
+    gate.set()
+    results = await asyncio.gather(first, second, third)
+    assert all(r.created_complaint for r in results)
+    assert count(gw, Complaint) == 3

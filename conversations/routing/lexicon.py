@@ -16,11 +16,13 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import attrgetter
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 from config.settings import ConfigError
-from conversations.routing.normalise import is_arabic, tokenize
+from conversations.routing.normalise import is_arabic, remember, tokenize
 
 ROUTING_DIR = Path(__file__).resolve().parents[2] / "config" / "routing"
 LEXICON_DIR = ROUTING_DIR / "lexicon"
@@ -104,6 +106,27 @@ def _strip_variants(token: str) -> list[str]:
                     (verbal if p in _AR_VERBAL else out).append(head[len(p):])
         out.extend(verbal)
     return out
+
+
+# Per-token work shared by the two lexicons of a router, which look up the same new tokens one
+# after the other: a short memory is enough.
+_FORMS: dict[str, tuple[str, ...]] = {}
+_TYPO_VARIANTS: dict[str, tuple[str, ...]] = {}
+_SHARED_LIMIT = 2_000
+
+
+def _forms(token: str) -> tuple[str, ...]:
+    """:func:`_strip_variants` of ``token``, remembered a while."""
+    forms = _FORMS.get(token)
+    return remember(_FORMS, token, tuple(_strip_variants(token)), _SHARED_LIMIT) if forms is None else forms
+
+
+def _typo_variants(form: str) -> tuple[str, ...]:
+    """``form`` and its :func:`_deletions`, remembered a while."""
+    variants = _TYPO_VARIANTS.get(form)
+    if variants is None:
+        variants = remember(_TYPO_VARIANTS, form, (form, *_deletions(form)), _SHARED_LIMIT)
+    return variants
 
 
 def _suffix_variants(form: str) -> list[str]:
@@ -231,6 +254,32 @@ class Lexicon:
         return CompiledLexicon(self, cues)
 
 
+# A phrase as matched: its keys, its weights, the set of its words after the first and the longest
+# of those.
+_Phrase = tuple[tuple[str, ...], dict[str, float], frozenset[str], str]
+_NOTHING: frozenset[str] = frozenset()
+
+
+def _phrase(term: tuple[str, ...], weights: dict[str, float]) -> _Phrase:
+    return term, weights, frozenset(term[1:]), max(term[1:], key=lambda k: (len(k), k))
+
+
+class _Plan(NamedTuple):
+    """What one token brings to matching, worked out once per token."""
+    keys: frozenset[str]
+    linked: frozenset[str]  # those of the keys that some phrase has after its first word
+    active: bool  # some term may start here
+    phrases: tuple[_Phrase, ...]  # the phrases the keys start, in the order the matcher tries them
+    needs: tuple[frozenset[str], ...]  # per phrase, the words it needs after the first
+    rare: frozenset[str]  # per phrase its longest needed word: a text without any of these has none
+    word: tuple[tuple[str, ...], dict[str, float]] | None  # the one-word terms, merged as matched
+
+
+_NO_PLAN = _Plan(_NOTHING, _NOTHING, False, (), (), _NOTHING, None)
+_LINKED = attrgetter("linked")
+_ACTIVE = attrgetter("active")
+
+
 class CompiledLexicon:
     """Lookup tables over a :class:`Lexicon`; :meth:`match` finds terms, longest first."""
 
@@ -251,33 +300,56 @@ class CompiledLexicon:
             self.by_first.setdefault(keys[0], []).append((keys, weights))
         for entries in self.by_first.values():
             entries.sort(key=lambda e: -len(e[0]))
+        self._phrases: dict[str, tuple[_Phrase, ...]] = {}
+        self._words: dict[str, tuple[tuple[str, ...], dict[str, float]]] = {}
+        for first, entries in self.by_first.items():
+            phrases = tuple(_phrase(term, weights) for term, weights in entries if len(term) > 1)
+            if phrases:
+                self._phrases[first] = phrases
+            if len(entries[-1][0]) == 1:
+                self._words[first] = entries[-1]
+        self._linked = frozenset(key for phrases in self._phrases.values() for p in phrases for key in p[2])
         self.stem_lengths = sorted({len(s) for s in self.stems})
+        # Per opening (as long as the shortest stem), the lengths of the stems that open so: a word
+        # is only tried against the stems it could start with.
+        self._stem_head = self.stem_lengths[0] if self.stem_lengths else 0
+        lengths_by_head: dict[str, set[int]] = {}
+        for stem in self.stems:
+            lengths_by_head.setdefault(stem[:self._stem_head], set()).add(len(stem))
+        self._stem_lengths = {head: tuple(sorted(lengths)) for head, lengths in lengths_by_head.items()}
         self.skeletons = {sk: frozenset(k for k in keys if k in self.exact) for sk, keys in lexicon.skeletons.items()}
-        self._skeleton_cache: dict[str, frozenset[str]] = {}
         self.fuzzy: dict[str, set[str]] = {}
         for word in self.exact | self.stems:
             if len(word) >= _fuzzy_min(word) and not word.isdigit():
                 key = word + "*" if word in self.stems and word not in self.exact else word
                 for variant in (word, *_deletions(word)):
                     self.fuzzy.setdefault(variant, set()).add(key)
-        self._cache: dict[str, frozenset[str]] = {}
+        self._cache: dict[str, _Plan] = {}
+        self._skeleton_cache: dict[str, _Plan] = {}
 
     def keys_for(self, token: str) -> frozenset[str]:
         """Every lexicon key the token satisfies (exact, stem or number), clitics considered."""
-        cached = self._cache.get(token)
-        if cached is not None:
-            return cached
+        plan = self._cache.get(token)
+        return (plan or self._lookup(token)).keys
+
+    def _lookup(self, token: str) -> _Plan:
+        plan = self._cache.get(token)
+        if plan is None:
+            plan = remember(self._cache, token, self._plan(self._keys(token)))
+        return plan
+
+    def _keys(self, token: str) -> frozenset[str]:
         found: set[str] = set()
         if token.isdigit():
             found.add(NUMBER)
-        exact, stems, lengths = self.exact, self.stems, self.stem_lengths
-        forms = _strip_variants(token)
+        exact, stems = self.exact, self.stems
+        forms = _forms(token)
         for form in forms:
             whole = form in exact
             if whole:
                 found.add(form)
             n = len(form)
-            for length in lengths:
+            for length in self._stem_lengths.get(form[:self._stem_head], ()):
                 if length > n:
                     break
                 if form[:length] in stems and (length >= 4 or n - length <= 3 or not is_arabic(form)):
@@ -290,16 +362,27 @@ class CompiledLexicon:
             for form in forms:
                 if len(form) >= _fuzzy_min(form):
                     found.update(self._near(form))
-        result = frozenset(found)
-        if len(self._cache) > 100_000:
-            self._cache.clear()
-        self._cache[token] = result
-        return result
+        return frozenset(found)
+
+    def _plan(self, keys: frozenset[str]) -> _Plan:
+        # Plans are kept for many tokens: they share what they can, to stay small.
+        if not keys:
+            return _NO_PLAN
+        phrases = tuple(p for key in keys for p in self._phrases.get(key, ()))
+        singles = [self._words[key] for key in keys if key in self._words]
+        word = singles[0] if singles else None
+        if len(singles) > 1:
+            word = (singles[0][0], dict(singles[0][1]))
+            for _term, weights in singles[1:]:
+                _merge(word[1], weights)
+        linked = keys & self._linked if not keys.isdisjoint(self._linked) else _NOTHING
+        rare = frozenset(p[3] for p in phrases) if phrases else _NOTHING
+        return _Plan(keys, linked, bool(phrases or word), phrases, tuple(p[2] for p in phrases), rare, word)
 
     def _near(self, form: str) -> set[str]:
         """Lexicon words one typo away from ``form`` (a letter missing, extra, wrong or swapped)."""
         out: set[str] = set()
-        for variant in (form, *_deletions(form)):
+        for variant in _typo_variants(form):
             for key in self.fuzzy.get(variant, ()):
                 word = key.rstrip("*")
                 if key.endswith("*") and len(form) > len(word):
@@ -312,19 +395,20 @@ class CompiledLexicon:
 
     def skeleton_keys(self, token: str) -> frozenset[str]:
         """Arabizi lexicon words with the same consonants as ``token`` (for Darija in Latin letters)."""
-        cached = self._skeleton_cache.get(token)
-        if cached is None:
-            cached = frozenset()
+        return self._skeleton_plan(token).keys
+
+    def _skeleton_plan(self, token: str) -> _Plan:
+        plan = self._skeleton_cache.get(token)
+        if plan is None:
+            keys: frozenset[str] = frozenset()
             if token.isascii() and token.isalpha() and len(token) >= 4:
                 candidates = self.skeletons.get(consonant_skeleton(token), frozenset())
                 scored = [(_distance(token, c), c) for c in candidates]
                 best = min((d for d, _ in scored), default=9)
                 if best <= 2:
-                    cached = frozenset(c for d, c in scored if d == best)
-            if len(self._skeleton_cache) > 50_000:
-                self._skeleton_cache.clear()
-            self._skeleton_cache[token] = cached
-        return cached
+                    keys = frozenset(c for d, c in scored if d == best)
+            plan = remember(self._skeleton_cache, token, self._plan(keys))
+        return plan
 
     def match(self, tokens: list[str], max_gap: int = 1, max_fillers: int = 3,
               arabizi: bool = False) -> list[Match]:
@@ -337,81 +421,93 @@ class CompiledLexicon:
         while this one starts with a filler (``"la taxe"`` yields to ``"taxe foncière"``). With ``arabizi``, a Latin word that matches
         nothing is looked up by its consonants among the Darija words (``chefrou`` ~ ``chffro``).
         """
-        keys = [self.keys_for(t) for t in tokens]
+        try:
+            plans = list(map(self._cache.__getitem__, tokens))
+        except KeyError:
+            plans = list(map(self._lookup, tokens))
         if arabizi:
-            keys = [k or self.skeleton_keys(t) for k, t in zip(keys, tokens)]
-        filler = [t in self.fillers for t in tokens]
+            plans = [p if p.keys else self._skeleton_plan(t) for p, t in zip(plans, tokens)]
+        # Only the words that phrases need further on: enough to rule phrases out.
+        present = frozenset().union(*map(_LINKED, plans))
         n = len(tokens)
-        memo: dict[int, Match | None] = {}
-
-        def best(i: int) -> Match | None:
-            if i >= n or not keys[i]:
-                return None
-            if i not in memo:
-                memo[i] = self._best(keys, filler, i, max_gap, max_fillers)
-            return memo[i]
-
         out: list[Match] = []
-        i = 0
-        while i < n:
-            here = best(i)
+        ahead: Match | None = None
+        ahead_at = -1
+        end = 0
+        for i in compress(range(n), map(_ACTIVE, plans)):
+            if i < end:
+                continue
+            _keys, _linked, _active, phrases, needs, rare, word = plans[i]
+            if ahead_at == i:
+                here = ahead
+            elif phrases and not present.isdisjoint(rare) and any(map(present.issuperset, needs)):
+                here = self._best(tokens, plans, i, present, max_gap, max_fillers)
+            else:
+                here = Match(i, i + 1, word[0], dict(word[1])) if word else None
             if here is None:
-                i += 1
                 continue
             if len(here.term) > 1:
-                following = best(i + 1)
-                if following is not None and following.end > here.end and (
-                        len(following.term) > len(here.term)
-                        or (len(following.term) == len(here.term) and filler[i])):
-                    i += 1
+                ahead_at = i + 1
+                ahead = self._best(tokens, plans, ahead_at, present, max_gap, max_fillers) if ahead_at < n else None
+                # The next active token is then i + 1, where ``ahead`` was found.
+                if ahead is not None and ahead.end > here.end and (
+                        len(ahead.term) > len(here.term)
+                        or (len(ahead.term) == len(here.term) and tokens[i] in self.fillers)):
                     continue
             out.append(here)
-            i = here.end
+            end = here.end
         return out
 
-    def _best(self, keys: list[frozenset[str]], filler: list[bool], i: int, max_gap: int,
+    def _best(self, tokens: list[str], plans: list[_Plan], i: int, present: frozenset[str], max_gap: int,
               max_fillers: int) -> Match | None:
+        """The longest term starting at token ``i``; of equally long ones, those ending first, merged."""
+        _keys, _linked, _active, phrases, needs, _rare, word = plans[i]
+        fillers = self.fillers
         best_term: tuple[str, ...] = ()
         best_end = 0
         merged: dict[str, float] = {}
-        for key in keys[i]:
-            for term, weights in self.by_first.get(key, ()):
-                if len(term) < len(best_term):
-                    break
-                end = self._extend(keys, filler, term, i + 1, max_gap, max_fillers)
+        n = len(tokens)
+        # Most phrases are ruled out by a word missing from the whole text.
+        for term, weights, _needs, _rare in compress(phrases, map(present.issuperset, needs)):
+            if len(term) < len(best_term):
+                continue
+            end = i + 1
+            for prev, key in zip(term, term[1:]):
+                # A gap (a word that is no filler) may only stand next to a word of three letters or more.
+                gap_ok = max(len(key), len(prev)) >= 3
+                gaps = fills = 0
+                j = end
+                end = 0
+                while j < n:
+                    if key in plans[j].keys:
+                        end = j + 1
+                        break
+                    if fills < max_fillers and tokens[j] in fillers:
+                        fills += 1
+                    elif gap_ok and gaps < max_gap:
+                        gaps += 1
+                    else:
+                        break
+                    j += 1
                 if not end:
-                    continue
-                if len(term) > len(best_term) or end < best_end:
-                    best_term, best_end, merged = term, end, dict(weights)
-                elif end == best_end:
-                    for target, weight in weights.items():
-                        if abs(weight) > abs(merged.get(target, 0.0)):
-                            merged[target] = weight
-        return Match(i, best_end, best_term, merged) if best_term else None
-
-    @staticmethod
-    def _extend(keys: list[frozenset[str]], filler: list[bool], term: tuple[str, ...], pos: int,
-                max_gap: int, max_fillers: int) -> int:
-        n = len(keys)
-        prev = term[0]
-        for key in term[1:]:
-            gaps = fills = 0
-            j = pos
-            while True:
-                if j >= n:
-                    return 0
-                if key in keys[j]:
-                    pos = j + 1
-                    prev = key
                     break
-                if filler[j] and fills < max_fillers:
-                    fills += 1
-                elif gaps < max_gap and max(len(key), len(prev)) >= 3:
-                    gaps += 1
-                else:
-                    return 0
-                j += 1
-        return pos
+            if not end:
+                continue
+            if len(term) > len(best_term) or end < best_end:
+                best_term, best_end, merged = term, end, dict(weights)
+            elif end == best_end:
+                _merge(merged, weights)
+        if best_term:
+            return Match(i, best_end, best_term, merged)
+        # A phrase always beats a word, so the words' merged weights could be prepared in advance.
+        return Match(i, i + 1, word[0], dict(word[1])) if word else None
+
+
+def _merge(merged: dict[str, float], weights: Mapping[str, float]) -> None:
+    """Keep, per target, the weight of largest magnitude (the first one on a tie)."""
+    for target, weight in weights.items():
+        if abs(weight) > abs(merged.get(target, 0.0)):
+            merged[target] = weight
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from itertools import chain
+from typing import TypeVar
 
-__all__ = ["normalise", "normalise_word", "tokenize", "is_arabic", "is_latin"]
+__all__ = ["normalise", "normalise_word", "tokenize", "split_words", "tokenize_words", "is_arabic", "is_latin",
+           "remember"]
 
 _MARKS = re.compile("[\u0300-\u036f\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640\u200c-\u200f]")
 _WORD = re.compile(r"[^\W_]+")
@@ -43,7 +46,24 @@ _ARABIZI = {"2": "a", "3": "a", "5": "kh", "6": "t", "7": "h", "8": "gh", "9": "
 
 _CACHE: dict[str, tuple[str, ...]] = {}
 _CACHE_UNSQUEEZED: dict[str, tuple[str, ...]] = {}
-_CACHE_MAX = 200_000
+MEMO_MAX_ENTRIES = 50_000
+MEMO_MAX_KEY = 40
+
+_V = TypeVar("_V")
+
+
+def remember(memo: dict[str, _V], key: str, value: _V, limit: int | None = None) -> _V:
+    """Store ``value`` under ``key`` in a per-word memo and return it.
+
+    Texts are untrusted, so a memo's memory is bounded: keys longer than ``MEMO_MAX_KEY`` are not
+    kept, and a memo holding ``limit`` entries (``MEMO_MAX_ENTRIES``) starts again empty (citizens
+    share a vocabulary, so it soon holds the common words again).
+    """
+    if len(key) <= MEMO_MAX_KEY:
+        if len(memo) >= (limit or MEMO_MAX_ENTRIES):
+            memo.clear()
+        memo[key] = value
+    return value
 
 
 def is_arabic(token: str) -> bool:
@@ -86,11 +106,15 @@ def normalise_word(word: str) -> tuple[str, ...]:
     """Normalise one word (no spaces); may yield several tokens when scripts are mixed."""
     cached = _CACHE.get(word)
     if cached is None:
-        cached = _normalise_word(word)
-        if len(_CACHE) >= _CACHE_MAX:
-            _CACHE.clear()
-        _CACHE[word] = cached
+        # Squeezing only ever changes Latin letters, so the unsqueezed form (usually wanted too,
+        # for places) is squeezed rather than normalised again.
+        cached = remember(_CACHE, word, tuple(_LATIN_REPEAT.sub(r"\1", t) for t in _unsqueezed_word(word)))
     return cached
+
+
+def split_words(text: str) -> list[str]:
+    """The words of ``text`` that :func:`tokenize` normalises, in order."""
+    return _WORD.findall(_MARKS.sub("", text))
 
 
 def tokenize(text: str, squeeze: bool = True) -> tuple[list[str], list[str]]:
@@ -98,24 +122,25 @@ def tokenize(text: str, squeeze: bool = True) -> tuple[list[str], list[str]]:
 
     ``squeeze=False`` keeps doubled Latin letters (place names: "fees" must not become "Fes").
     """
-    tokens: list[str] = []
-    surfaces: list[str] = []
-    normal = normalise_word if squeeze else _unsqueezed_word
-    for word in _WORD.findall(_MARKS.sub("", text)):
-        for token in normal(word):
-            tokens.append(token)
-            surfaces.append(word)
-    return tokens, surfaces
+    return tokenize_words(split_words(text), squeeze)
+
+
+def tokenize_words(words: list[str], squeeze: bool = True) -> tuple[list[str], list[str]]:
+    """:func:`tokenize` for a text already split by :func:`split_words` (to split it only once)."""
+    memo, normal = (_CACHE, normalise_word) if squeeze else (_CACHE_UNSQUEEZED, _unsqueezed_word)
+    try:
+        parts = list(map(memo.__getitem__, words))
+    except KeyError:
+        parts = list(map(normal, words))
+    tokens = list(chain.from_iterable(parts))
+    if len(tokens) == len(words) and () not in parts:
+        return tokens, list(words)
+    return tokens, [word for word, part in zip(words, parts) for _ in part]
 
 
 def _unsqueezed_word(word: str) -> tuple[str, ...]:
     cached = _CACHE_UNSQUEEZED.get(word)
-    if cached is None:
-        cached = _normalise_word(word, squeeze=False)
-        if len(_CACHE_UNSQUEEZED) >= _CACHE_MAX:
-            _CACHE_UNSQUEEZED.clear()
-        _CACHE_UNSQUEEZED[word] = cached
-    return cached
+    return remember(_CACHE_UNSQUEEZED, word, _normalise_word(word, squeeze=False)) if cached is None else cached
 
 
 def normalise(text: str) -> str:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
+from itertools import compress
 from typing import Any, Iterable, Mapping
 
 from conversations.routing.lexicon import ROUTING_DIR
-from conversations.routing.normalise import is_arabic, tokenize
+from conversations.routing.normalise import is_arabic, remember, tokenize
 
 PLACES_FILE = ROUTING_DIR / "places.toml"
 _AR_PREFIXES = ("و", "ف", "ب", "ل", "ك", "د", "وب", "وف", "ول", "فل", "بل", "لل", "ال", "فال", "بال",
@@ -96,29 +97,29 @@ class PlaceMatcher:
             for name in sorted(candidates):
                 if _damerau_within(token, name, 2 if len(name) >= 10 else 1):
                     heads.append(name)
-        result = tuple(dict.fromkeys(heads))
-        if len(self._cache) > 50_000:
-            self._cache.clear()
-        self._cache[token] = result
-        return result
+        return remember(self._cache, token, tuple(dict.fromkeys(heads)))
 
     def find_all(self, tokens: list[str]) -> list[PlaceHit]:
         """Every place named in the tokens, in text order (longest spelling at each position)."""
+        try:
+            heads = list(map(self._cache.__getitem__, tokens))
+        except KeyError:
+            heads = list(map(self._heads, tokens))
         hits: list[PlaceHit] = []
-        i, n = 0, len(tokens)
-        while i < n:
+        end = 0
+        for i in compress(range(len(tokens)), heads):
+            if i < end:
+                continue
             hit: PlaceHit | None = None
-            for head in self._heads(tokens[i]):
+            for head in heads[i]:
                 for keys, place, weak in self.by_first[head]:
                     if tuple(tokens[i + 1:i + len(keys)]) == keys[1:]:
                         if hit is None or len(keys) > hit.end - hit.start:
                             hit = PlaceHit(place, i, i + len(keys), weak)
                         break
-            if hit is None:
-                i += 1
-            else:
+            if hit is not None:
                 hits.append(hit)
-                i = hit.end
+                end = hit.end
         return hits
 
     def find(self, tokens: list[str]) -> PlaceHit | None:

@@ -23,25 +23,33 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
+from itertools import compress, filterfalse, repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from config.loader import GatewayConfig
 from config.settings import ConfigError
 from conversations.routing.lexicon import NEUTRAL, TRIAGE, CompiledLexicon, Lexicon, load_lexicon
-from conversations.routing.normalise import is_arabic, normalise_word, tokenize
+from conversations.routing.normalise import (is_arabic, is_latin, normalise_word, split_words, tokenize,
+                                             tokenize_words)
 from conversations.routing.places import PlaceMatcher, place_spellings
 
 LOCATIVE, SELF, ATTACHED, PROBLEM, NEGATION = "$locative", "$self", "$attached", "$problem", "$negation"
 NEGATABLE = frozenset({"$resolved", "$thanks"})
 _NOT_NEGATED = frozenset({"march", "mach", "match", "manch"})
+_NEGATION_START = ("م", "m")
+# What is_arabic tests, for a whole list of tokens at once.
+_ARABIC_LETTERS = frozenset(map(chr, range(0x0621, 0x064B)))
+_FIRST_LETTER = itemgetter(slice(0, 1))
 _ASIDE = re.compile(r"\(([^()]{0,400})\)")
 _SUBJECT = re.compile(r"^\s*(?:objet|sujet|subject|re|fwd?|tr|الموضوع|موضوع)\s*[:：]", re.IGNORECASE)
 
 
 
 def _word_set(words: str) -> frozenset[str]:
-    return frozenset(t for w in words.split() for t in normalise_word(w))
+    # Only Latin tokens, so that counting a text's tokens in these sets counts its Latin words.
+    return frozenset(t for w in words.split() for t in normalise_word(w) if is_latin(t))
 
 
 _FR = _word_set("le la les de des du et est je j pour pas une un dans depuis bonjour merci nous vous il elle on "
@@ -57,10 +65,11 @@ _DARIJA = _word_set("dyal dial dyali dyalna taa ta w f mn men ala ma bghit bgha 
                     "makach kayen wesh bezzaf ta3na ta3i nta3 kima bach kifech drouk ya3tik")
 
 
-def _tokenize_with_asides(text: str) -> tuple[list[str], list[str], list[bool]]:
-    """Tokens and surfaces, plus whether each token stands inside parentheses (an aside)."""
+def _tokenize_with_asides(text: str, words: list[str]) -> tuple[list[str], list[str], list[bool]]:
+    """Tokens and surfaces of ``text`` (split into ``words``), plus whether each token stands inside
+    parentheses (an aside)."""
     if "(" not in text:
-        tokens, surfaces = tokenize(text)
+        tokens, surfaces = tokenize_words(words)
         return tokens, surfaces, [False] * len(tokens)
     tokens, surfaces, aside = [], [], []
     for i, part in enumerate(_ASIDE.split(text)):
@@ -71,9 +80,15 @@ def _tokenize_with_asides(text: str) -> tuple[list[str], list[str], list[bool]]:
     return tokens, surfaces, aside
 
 
+def _mark(flags: list[bool], start: int, stop: int) -> None:
+    """Set ``flags[start:stop]`` (an empty range sets nothing)."""
+    if stop > start:
+        flags[start:stop] = [True] * (stop - start)
+
+
 def _negated_token(token: str) -> bool:
     """Darija negation written in one word: ما...ش (``مارجعش``) or ma...ch (``marjach``)."""
-    if len(token) < 4 or token[0] not in "مm":
+    if len(token) < 4 or not token.startswith(_NEGATION_START):
         return False
     if is_arabic(token):
         return token.startswith("ما") and token.endswith("ش")
@@ -91,32 +106,29 @@ class RoutingResult:
     language: str | None
 
 
-def _is_arabizi(tokens: list[str]) -> bool:
+def _function_words(tokens: list[str]) -> tuple[int, int, int]:
+    """How many tokens are Darija, French and English function words (all Latin words)."""
+    return (sum(map(_DARIJA.__contains__, tokens)), sum(map(_FR.__contains__, tokens)),
+            sum(map(_EN.__contains__, tokens)))
+
+
+def _is_arabizi(darija: int, fr: int, en: int) -> bool:
     """Darija written in Latin letters: more Darija function words than French or English ones."""
-    darija = fr = en = 0
-    for t in tokens:
-        if t.isascii():
-            darija += t in _DARIJA
-            fr += t in _FR
-            en += t in _EN
     return darija >= 2 and darija > fr and darija > en
 
 
 def detect_language(tokens: list[str]) -> str | None:
     """Best guess among 'ar' (MSA, Darija in Arabic script and Arabizi), 'fr' and 'en'."""
-    arabic = latin = 0
-    fr = en = darija = 0.0
-    for t in tokens:
-        if is_arabic(t):
-            arabic += 1
-        elif t.isascii() and not t.isdigit():
-            latin += 1
-            fr += t in _FR
-            en += t in _EN
-            darija += t in _DARIJA
-    if not arabic and not latin:
+    return _language(tokens, *_function_words(tokens))
+
+
+def _language(tokens: list[str], darija: int, fr: int, en: int) -> str | None:
+    latin = list(filter(str.isascii, tokens))
+    arabic = sum(map(_ARABIC_LETTERS.__contains__, map(_FIRST_LETTER, filterfalse(str.isascii, tokens))))
+    latin_words = len(latin) - sum(map(str.isdigit, latin))
+    if not arabic and not latin_words:
         return None
-    if arabic >= latin:
+    if arabic >= latin_words:
         return "ar"
     best = max((darija, "ar"), (fr, "fr"), (en, "en"))
     return best[1] if best[0] > 0 else "fr"
@@ -257,74 +269,85 @@ class Router:
 
     def scores(self, text: str) -> tuple[dict[str, float], list[str], list[str], list[str]]:
         """Category scores (``_triage`` included), the reasons, and the tokens/surfaces of ``text``."""
-        tokens, surfaces, aside = _tokenize_with_asides(text)
+        scores, reasons, tokens, surfaces, _lang = self._scores(text, split_words(text))
+        return scores, reasons, tokens, surfaces
+
+    def _scores(self, text: str, words: list[str]) -> tuple[dict[str, float], list[str], list[str], list[str],
+                                                             str | None]:
+        """:meth:`scores` of ``text`` split into ``words``, and the language of its tokens."""
+        tokens, surfaces, aside = _tokenize_with_asides(text, words)
         subject_end = 0
         if _SUBJECT.match(text):
             subject_end = len(tokenize(text.split("\n", 1)[0])[0])
-        matches = self.lexicon.match(tokens, arabizi=_is_arabizi(tokens))
+        counts = _function_words(tokens)
+        matches = self.lexicon.match(tokens, arabizi=_is_arabizi(*counts))
         cue_matches = self.cue_lexicon.match(tokens)
+        fillers = self.lexicon.fillers
         n = len(tokens)
         locative_end = [False] * (n + 1)
         problem_near = [False] * (n + 1)
         negated_at = [False] * (n + 1)
-        for i, token in enumerate(tokens):
-            if _negated_token(token):
-                for j in range(i, min(n, i + 3) + 1):
-                    negated_at[j] = True
+        negation = [False] * n
+        for i in compress(range(n), map(str.startswith, tokens, repeat(_NEGATION_START))):
+            if _negated_token(tokens[i]):
+                negation[i] = True
+                _mark(negated_at, i, min(n, i + 3) + 1)
         for m in cue_matches:
-            if ATTACHED in m.weights:
+            weights = m.weights
+            if ATTACHED in weights:
                 j, reach = m.end, 4
                 while j < n and reach:
                     locative_end[j] = True
-                    reach -= tokens[j] not in self.lexicon.fillers
+                    reach -= tokens[j] not in fillers
                     j += 1
-            if LOCATIVE in m.weights or SELF in m.weights:
+            if LOCATIVE in weights or SELF in weights:
                 j = m.end
-                while j < n and tokens[j] in self.lexicon.fillers and j < m.end + 2:
+                while j < n and tokens[j] in fillers and j < m.end + 2:
                     locative_end[j] = True
                     j += 1
                 if j < n:
                     locative_end[j] = True
-                    if SELF in m.weights and j + 1 < n and tokens[j + 1] not in self.lexicon.fillers \
+                    if SELF in weights and j + 1 < n and tokens[j + 1] not in fillers \
                             and not tokens[j + 1].startswith("و"):
                         locative_end[j + 1] = True
-            if PROBLEM in m.weights:
-                for j in range(max(0, m.start - self.problem_window), min(n, m.end + 3) + 1):
-                    problem_near[j] = True
-            if NEGATION in m.weights:
-                for j in range(m.end, min(n, m.end + 3) + 1):
-                    negated_at[j] = True
+            if PROBLEM in weights:
+                _mark(problem_near, max(0, m.start - self.problem_window), min(n, m.end + 3) + 1)
+            if NEGATION in weights:
+                _mark(negated_at, m.end, min(n, m.end + 3) + 1)
         cues: set[str] = set()
         for m in cue_matches:
-            negated = negated_at[m.start] or any(_negated_token(t) for t in tokens[m.start:m.end])
-            cues.update(t for t in m.weights if not (negated and t in NEGATABLE))
+            if negated_at[m.start] or True in negation[m.start:m.end]:
+                cues.update(t for t in m.weights if t not in NEGATABLE)
+            else:
+                cues.update(m.weights)
         per_target: dict[str, list[float]] = {}
         evidence: dict[str, list[tuple[float, str]]] = {}
-        seen: Counter[tuple[str, ...]] = Counter()
+        seen: dict[tuple[str, ...], int] = {}
         first = True
         for m in matches:
-            seen[m.term] += 1
-            count = seen[m.term]
+            start, end, term, weights = m.start, m.end, m.term, m.weights
+            count = seen[term] = seen.get(term, 0) + 1
             if count > 3:
                 continue
             factor = 1.0 if count == 1 else self.repeat_factor
-            words = sum(1 for k in m.term if len(k) > 2 and k not in self.lexicon.fillers)
-            if words > 1:
-                factor *= min(1.0 + self.phrase_bonus * (words - 1), 1.0 + 2 * self.phrase_bonus)
-            if m.start < subject_end:
+            if len(term) > 1:
+                words_in_term = sum(1 for k in term if len(k) > 2 and k not in fillers)
+                if words_in_term > 1:
+                    factor *= min(1.0 + self.phrase_bonus * (words_in_term - 1), 1.0 + 2 * self.phrase_bonus)
+            if start < subject_end:
                 factor *= self.subject_boost
-            if aside[m.start]:
+            if aside[start]:
                 factor *= self.aside_factor
-            if locative_end[m.start]:
+            if locative_end[start]:
                 factor *= self.locative_factor
-            elif problem_near[m.start] or problem_near[m.end - 1]:
+            elif problem_near[start] or problem_near[end - 1]:
                 factor *= self.problem_boost
-            if first and not locative_end[m.start] and any(t != NEUTRAL and not t.startswith("_") for t in m.weights):
+            if first and not locative_end[start] and any(t != NEUTRAL and not t.startswith("_") for t in weights):
                 factor *= self.first_bonus
                 first = False
-            negated = negated_at[m.start] or any(_negated_token(t) for t in tokens[m.start:m.end])
-            surface = " ".join(dict.fromkeys(surfaces[m.start:m.end]))
-            for target, weight in m.weights.items():
+            negated = negated_at[start] or True in negation[start:end]
+            surface = " ".join(dict.fromkeys(surfaces[start:end])) if count == 1 else ""
+            for target, weight in weights.items():
                 if target == NEUTRAL or (negated and target == TRIAGE):
                     continue
                 per_target.setdefault(target, []).append(weight * factor)
@@ -337,7 +360,7 @@ class Router:
                 per_target.setdefault(guess[0], []).append(weight)
                 evidence.setdefault(guess[0], []).append((weight, f"examples p={guess[1]:.2f}"))
         for combo in self.lexicon.combos:
-            if all(c in cues for c in combo.cues):
+            if cues.issuperset(combo.cues):
                 for target, weight in combo.add.items():
                     per_target.setdefault(target, []).append(weight)
                     evidence.setdefault(target, []).append((weight, combo.reason))
@@ -349,7 +372,7 @@ class Router:
         for target, items in evidence.items():
             for _w, what in sorted(items, key=lambda x: -x[0])[:4]:
                 reasons.append(f"{target}: '{what}'")
-        return scores, reasons, tokens, surfaces
+        return scores, reasons, tokens, surfaces, _language(tokens, *counts)
 
     def route(self, text: str, channel: str | None = None, category_hint: str | None = None) -> RoutingResult:
         """Route one message. A valid ``category_hint`` (e.g. an IVR keypad choice) wins with confidence 1.
@@ -359,9 +382,9 @@ class Router:
         for future per-channel rules and does not change the routing today.
         """
         text = (text or "")[: self.max_chars]
-        scores, reasons, tokens, _surfaces = self.scores(text)
-        language = detect_language(tokens)
-        place_tokens, place_surfaces = tokenize(text, squeeze=False)
+        words = split_words(text)
+        scores, reasons, _tokens, _surfaces, language = self._scores(text, words)
+        place_tokens, place_surfaces = tokenize_words(words, squeeze=False)
         hit = self.places.find(place_tokens)
         place = hit.place if hit else None
         place_reason = (f"place: '{' '.join(dict.fromkeys(place_surfaces[hit.start:hit.end]))}' -> {place}",) if hit else ()

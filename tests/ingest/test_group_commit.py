@@ -35,6 +35,19 @@ def count(gw: Any, model: Any, *where: Any) -> int:
         return s.exec(select(func.count()).select_from(model).where(*where)).one()
 
 
+def hold_database(gw: Any) -> asyncio.Event:
+    """Database work waits until the returned event is set (so requests pile up meanwhile)."""
+    gate = asyncio.Event()
+    real_run = gw.db.run
+
+    async def held(fn: Any, *args: Any) -> Any:
+        await gate.wait()
+        return await real_run(fn, *args)
+
+    gw.db.run = held
+    return gate
+
+
 def spy_batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     real = ingest_module.ingest_batch_sync
@@ -94,16 +107,7 @@ async def test_a_failing_message_costs_the_others_nothing(db_url, make_gateway, 
 
 async def test_backlog_is_shed_only_for_providers_that_retry(sqlite_url, make_gateway) -> None:
     gw = make_gateway(sqlite_url, max_pending_ingests=3)
-    gate = asyncio.Event()
-    release = asyncio.get_running_loop()
-
-    real_run = gw.db.run
-
-    async def slow_run(fn: Any, *args: Any) -> Any:
-        await gate.wait()
-        return await real_run(fn, *args)
-
-    gw.db.run = slow_run  # type: ignore[method-assign]
+    gate = hold_database(gw)
     first = asyncio.ensure_future(gw.core.ingest(inbound(0), shed=True))
     await asyncio.sleep(0)  # its batch is being written: the next ones wait
     waiting = [asyncio.ensure_future(gw.core.ingest(inbound(i), shed=True)) for i in range(1, 4)]
@@ -111,7 +115,7 @@ async def test_backlog_is_shed_only_for_providers_that_retry(sqlite_url, make_ga
     with pytest.raises(IngestBacklogFull):
         await gw.core.ingest(inbound(9), shed=True)
     unshed = asyncio.ensure_future(gw.core.ingest(inbound(10)))  # e.g. an IVR recording: queued anyway
-    release.call_soon(gate.set)
+    gate.set()
     results = await asyncio.gather(first, *waiting, unshed)
     assert all(r.created_complaint for r in results)
     assert count(gw, Complaint) == 5
@@ -121,14 +125,7 @@ async def test_sms_webhook_answers_503_with_retry_after_when_overloaded(sqlite_u
                                                                        start_client) -> None:
     gw = make_gateway(sqlite_url, max_pending_ingests=1)
     client = await start_client(gw, background=False)
-    gate = asyncio.Event()
-    real_run = gw.db.run
-
-    async def slow_run(fn: Any, *args: Any) -> Any:
-        await gate.wait()
-        return await real_run(fn, *args)
-
-    gw.db.run = slow_run  # type: ignore[method-assign]
+    gate = hold_database(gw)
     path = "/webhooks/twilio/sms"
 
     async def until(predicate: Any) -> None:
@@ -173,14 +170,7 @@ def test_prepared_insert_maps_constraint_errors(db_url, make_gateway) -> None:
 
 async def test_backlog_is_shed_once_the_oldest_waited_too_long(sqlite_url, make_gateway) -> None:
     gw = make_gateway(sqlite_url, max_ingest_wait_seconds=0.05)
-    gate = asyncio.Event()
-    real_run = gw.db.run
-
-    async def slow_run(fn: Any, *args: Any) -> Any:
-        await gate.wait()
-        return await real_run(fn, *args)
-
-    gw.db.run = slow_run  # type: ignore[method-assign]
+    gate = hold_database(gw)
     first = asyncio.ensure_future(gw.core.ingest(inbound(0), shed=True))
     await asyncio.sleep(0)
     second = asyncio.ensure_future(gw.core.ingest(inbound(1), shed=True))

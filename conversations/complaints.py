@@ -51,7 +51,6 @@ def _event_row(complaint_id: int, actor: str, type_: str, *, at: datetime, from_
                 to_status=to_status, note=None, data=data or {})
 
 
-
 def new_reference(session: Session) -> str:
     for _ in range(20):
         candidate = refs.generate()

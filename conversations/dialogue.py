@@ -6,7 +6,6 @@ complaint at once; keywords in Arabic, French and English give status, opt-out a
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 

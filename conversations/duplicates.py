@@ -175,7 +175,8 @@ def _candidates(max_candidates: int, other_than_one: bool) -> Any:
         open_statuses = c.status.in_([literal(status, c.status.type) for status in OPEN_STATUSES])
         where = [c.category == bindparam("category"), c.place == bindparam("place"), open_statuses,
                  c.received_at >= bindparam("since"), c.duplicate_of_id.is_(None)]
-        where.insert(4, c.id != bindparam("me") if other_than_one else c.id.is_not(None))
+        if other_than_one:
+            where.append(c.id != bindparam("me"))
         stmt = _CANDIDATES[(max_candidates, other_than_one)] = (
             sa_select(c.id, c.reference, c.text).where(*where)
             .order_by(c.received_at.desc()).limit(max_candidates))

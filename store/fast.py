@@ -140,22 +140,14 @@ def new(session: Session, model: type[M], **values: Any) -> M:
         row.pop("id", None)
     session.flush()
     row["id"] = insert_row(session, table, row)
-    mapper = model.__mapper__  # type: ignore[attr-defined]
-    if not mapper.configured:  # no ORM query may have run yet in this process
-        configure_mappers()
-    obj: M = mapper.class_manager.new_instance()
-    obj.__dict__.update(row)
-    make_transient_to_detached(obj)
-    session.add(obj)
-    return obj
-
+    return loaded(session, model, row)
 
 
 def loaded(session: Session, model: type[M], values: dict[str, Any]) -> M:
     """The ORM object of a row read with Core (``values``: every column): the one ``session``
     already holds for that id, or a new persistent one built as the ORM builds a loaded row."""
     mapper = model.__mapper__  # type: ignore[attr-defined]
-    if not mapper.configured:
+    if not mapper.configured:  # no ORM query may have run yet in this process
         configure_mappers()
     existing = session.identity_map.get(mapper.identity_key_from_primary_key([values["id"]]))
     if existing is not None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam
-from sqlalchemy import select as core_select
 from sqlmodel import Session, select
 
 from config.loader import GatewayConfig
@@ -14,9 +12,7 @@ from conversations.deadlines import due_dates
 from store import fast
 from store.models import Complaint, ComplaintEvent
 
-_complaints = Complaint.__table__  # type: ignore[attr-defined]
 _events = ComplaintEvent.__table__  # type: ignore[attr-defined]
-_REFERENCE_TAKEN = core_select(_complaints.c.id).where(_complaints.c.reference == bindparam("ref"))
 
 KINDS = ("complaint", "observation", "suggestion")
 STATUSES = ("new", "assigned", "in_progress", "answered", "closed", "rejected")
@@ -51,12 +47,6 @@ def _event_row(complaint_id: int, actor: str, type_: str, *, at: datetime, from_
                 to_status=to_status, note=None, data=data or {})
 
 
-def new_reference(session: Session) -> str:
-    for _ in range(20):
-        candidate = refs.generate()
-        if fast.execute(session, _REFERENCE_TAKEN, {"ref": candidate}).first() is None:
-            return candidate
-    raise RuntimeError("could not draw a free complaint reference")
 
 
 def create_complaint(
@@ -87,15 +77,21 @@ def create_complaint(
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")
     ack_due, answer_due = due_dates(now, config.deadlines, kind, administration)
     status = "assigned" if administration else "new"
-    complaint = fast.new(
-        session, Complaint, reference=new_reference(session), kind=kind, text=text, category=category,
-        administration=administration, place=place, status=status, language=language, channel=channel,
-        contact_id=contact_id, identity_id=identity_id, conversation_id=conversation_id,
-        created_by=created_by, consent_sms=consent_sms, anonymous=anonymous,
-        routing_confidence=confidence, routing_reasons=list(reasons), received_at=now, updated_at=now,
-        ack_due_at=ack_due, answer_due_at=answer_due, assigned_at=now if administration else None,
-        extra=extra or {},
-    )
+    for _ in range(20):
+        # A random reference, written unless another complaint has it (then the next draw).
+        complaint = fast.new_unless_taken(
+            session, Complaint, ("reference",), reference=refs.generate(), kind=kind, text=text,
+            category=category, administration=administration, place=place, status=status, language=language,
+            channel=channel, contact_id=contact_id, identity_id=identity_id, conversation_id=conversation_id,
+            created_by=created_by, consent_sms=consent_sms, anonymous=anonymous,
+            routing_confidence=confidence, routing_reasons=list(reasons), received_at=now, updated_at=now,
+            ack_due_at=ack_due, answer_due_at=answer_due, assigned_at=now if administration else None,
+            extra=extra or {},
+        )
+        if complaint is not None:
+            break
+    else:
+        raise RuntimeError("could not draw a free complaint reference")
     events = [_event_row(complaint.id, actor, "created", at=now, to_status="new",  # type: ignore[arg-type]
                          data={"channel": channel, "kind": kind})]
     if administration:

@@ -96,6 +96,25 @@ _MARK_SENT = update(_messages).where(_messages.c.id == bindparam("mid")).values(
                 else_=_messages.c.status),
     sent_at=func.coalesce(_messages.c.sent_at, bindparam("now")),
 )
+# The claim and record statements are built once, their values bound on each call: building and
+# caching a statement anew cost more than running it (a worker's job often holds a single row).
+_CLAIMABLE = or_(
+    and_(_outbox.c.status == "pending", _outbox.c.next_attempt_at <= bindparam("now")),
+    and_(_outbox.c.status == "sending", _outbox.c.locked_until < bindparam("now")),
+)
+_CANDIDATES_BY_ID = select(_outbox.c.id, _outbox.c.status).where(
+    _CLAIMABLE, _outbox.c.id.in_(bindparam("ids", expanding=True)))
+_CANDIDATES_DUE = select(_outbox.c.id, _outbox.c.status).where(_CLAIMABLE).order_by(
+    _outbox.c.next_attempt_at).limit(bindparam("limit"))
+_CLAIM = update(_outbox).where(_outbox.c.id.in_(bindparam("ids", expanding=True)), _CLAIMABLE).values(
+    status="sending", locked_until=bindparam("until"), locked_by=bindparam("worker"),
+    attempts=_outbox.c.attempts + 1, updated_at=bindparam("now"),
+).returning(_outbox.c.id, _outbox.c.attempts, _outbox.c.message_id, _outbox.c.created_at)
+_RECORD_SENT = update(_outbox).where(
+    _outbox.c.id.in_(bindparam("ids", expanding=True)), _outbox.c.locked_by == bindparam("worker"),
+    _outbox.c.status == "sending",
+).values(status="sent", locked_until=None, updated_at=bindparam("now"), last_error=None).returning(
+    _outbox.c.id, _outbox.c.message_id)
 
 
 class Delivery:
@@ -108,12 +127,6 @@ class Delivery:
         self.lease = timedelta(seconds=core.settings.delivery_lease_seconds)
 
     # -- claiming ---------------------------------------------------------------------------
-    def _claimable(self, now: datetime):  # type: ignore[no-untyped-def]
-        return or_(
-            and_(Outbox.status == "pending", Outbox.next_attempt_at <= now),
-            and_(Outbox.status == "sending", Outbox.locked_until < now),
-        )
-
     def claim_sync(self, ids: list[int] | None = None, limit: int = 50) -> list[Claim]:
         """Claim ``ids`` (or up to ``limit`` due rows); rows someone else holds are skipped.
 
@@ -124,20 +137,14 @@ class Delivery:
             return []
         with self.core.db.session() as session:
             conn = session.connection()
-            query = select(_outbox.c.id, _outbox.c.status).where(self._claimable(now))
             if ids is not None:
-                query = query.where(_outbox.c.id.in_(ids))
+                candidates = dict(conn.execute(_CANDIDATES_BY_ID, {"now": now, "ids": ids}).all())
             else:
-                query = query.order_by(_outbox.c.next_attempt_at).limit(limit)
-            candidates = dict(conn.execute(query).all())
+                candidates = dict(conn.execute(_CANDIDATES_DUE, {"now": now, "limit": limit}).all())
             if not candidates:
                 return []
-            taken = conn.execute(
-                update(_outbox).where(_outbox.c.id.in_(list(candidates)), self._claimable(now)).values(
-                    status="sending", locked_until=now + self.lease, locked_by=self.worker_id,
-                    attempts=_outbox.c.attempts + 1, updated_at=now)
-                .returning(_outbox.c.id, _outbox.c.attempts, _outbox.c.message_id, _outbox.c.created_at)
-            ).all()
+            taken = conn.execute(_CLAIM, {"ids": list(candidates), "now": now, "until": now + self.lease,
+                                          "worker": self.worker_id}).all()
             if not taken:
                 return []
             rows = {row.id: row for row in conn.execute(_CLAIMED_MESSAGES, {"ids": [t.message_id for t in taken]})}
@@ -181,11 +188,8 @@ class Delivery:
         now = self.core.clock.now()
         with self.core.db.session() as session:
             conn = session.connection()
-            owned = dict(conn.execute(
-                update(_outbox).where(_outbox.c.id.in_([c.outbox_id for c, _ in sent]),
-                                      _outbox.c.locked_by == self.worker_id, _outbox.c.status == "sending")
-                .values(status="sent", locked_until=None, updated_at=now, last_error=None)
-                .returning(_outbox.c.id, _outbox.c.message_id)).all())
+            owned = dict(conn.execute(_RECORD_SENT, {"ids": [c.outbox_id for c, _ in sent], "now": now,
+                                                     "worker": self.worker_id}).all())
             params = [{"mid": owned[claim.outbox_id], "pid": result.provider_message_id or None,
                        "thread": result.thread_ref or None, "now": now,
                        "new_status": "sandbox" if result.status == "sandbox" else "sent"}

@@ -63,13 +63,16 @@ def queue_message(
     meta: dict[str, Any] | None = None,
     actor: str = "system",
     fallback: bool = True,
+    intent_is_new: bool = False,
 ) -> Queued | None:
     """Queue ``text`` to ``identity`` (or, if it is unreachable, another identity of the contact).
 
     Returns None when nothing is queued: the intent was already queued, the contact opted out
-    and the message is not essential, or no identity can be reached.
+    and the message is not essential, or no identity can be reached. ``intent_is_new``: the
+    caller knows no outbox row can have ``intent_key`` yet (it names a row of this transaction),
+    so it is not looked up; the unique index still stands behind it.
     """
-    if fast.execute(session, _INTENT, {"key": intent_key}).first() is not None:
+    if not intent_is_new and fast.execute(session, _INTENT, {"key": intent_key}).first() is not None:
         return None
     contact = session.get(Contact, identity.contact_id)
     if contact is not None and contact.opted_out and not essential:

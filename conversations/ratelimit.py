@@ -89,9 +89,11 @@ _SKEW = timedelta(seconds=5)  # rows are stamped by other processes' clocks
 
 
 def limit_reached(session: Session, limits: ReplyLimits, identity: Identity, now: datetime,
-                  no_replies_yet: bool = False) -> str | None:
+                  no_replies_yet: bool = False, newest_message_id: int | None = None) -> str | None:
     """``"sender"`` or ``"global"`` when an automatic reply to ``identity`` must not be sent now
-    (``no_replies_yet``: the identity was created in this transaction, nothing was sent to it)."""
+    (``no_replies_yet``: the identity was created in this transaction, nothing was sent to it;
+    ``newest_message_id``: the id of a message this transaction has just stored, which stands for
+    the largest message id, see :func:`_global_over`)."""
     channel = CHANNEL_FOR_SCHEME.get(identity.scheme)
     if channel is None or channel not in limits.channels:
         return None
@@ -101,7 +103,7 @@ def limit_reached(session: Session, limits: ReplyLimits, identity: Identity, now
             session, limits.sender_replies, (_LOCK_SENDER, identity.id % 2**31),  # type: ignore[operator]
             lambda: _recent(session, since, now, limits.sender_replies, Message.identity_id == identity.id)):  # type: ignore[arg-type]
         return "sender"
-    if _global_over(session, limits, now):
+    if _global_over(session, limits, now, newest_message_id):
         return "global"
     return None
 
@@ -118,16 +120,19 @@ class _Headroom:
 # Per process, by database and channels. Far below the global limit, counting the window for
 # every reply would cost a scan of up to ``limit`` rows; instead the last exact count plus every
 # message stored since (any direction, any channel, any process: the growth of the largest id) is
-# an upper bound, and only when that bound comes near the limit is the window counted again.
+# an upper bound, and only when that bound comes near the limit is the window counted again. A
+# message this transaction has just stored stands for the largest id without a query: ids are
+# drawn in order, so all it can miss are messages of transactions still running, which no count
+# in this transaction could see either (what ``_NEAR`` and the lock below are for).
 _HEADROOM: dict[tuple[Any, tuple[str, ...]], _Headroom] = {}
 _MAX_ID = select(func.max(Message.id))
 
 
-def _global_over(session: Session, limits: ReplyLimits, now: datetime) -> bool:
+def _global_over(session: Session, limits: ReplyLimits, now: datetime, newest_id: int | None = None) -> bool:
     limit = limits.global_replies_per_minute
     conn = session.connection()
     key = (conn.engine.url, limits.channels)
-    max_id = int(conn.execute(_MAX_ID).scalar() or 0)
+    max_id = newest_id if newest_id is not None else int(conn.execute(_MAX_ID).scalar() or 0)
     cached = _HEADROOM.get(key)
     if (cached is not None and cached.counted_at <= now and max_id >= cached.max_id
             and cached.count + (max_id - cached.max_id) < limit - _NEAR):

@@ -18,13 +18,24 @@ from sqlmodel import Session, SQLModel
 
 M = TypeVar("M", bound=SQLModel)
 
-_INSERTS: dict[str, Any] = {}
+_INSERTS: dict[tuple[str, str, tuple[str, ...]], Any] = {}
 
 
-def _insert(table: Table) -> Any:
-    stmt = _INSERTS.get(table.name)
+def _insert(table: Table, dialect: Any, unless_taken: tuple[str, ...] = ()) -> Any:
+    """``INSERT ... RETURNING id``; with ``unless_taken`` (the columns of a unique index), a row
+    that would break that index is skipped (``ON CONFLICT DO NOTHING``) and no id returned."""
+    key = (dialect.name, table.name, unless_taken)
+    stmt = _INSERTS.get(key)
     if stmt is None:
-        stmt = _INSERTS[table.name] = insert(table).returning(table.c.id)
+        if unless_taken:
+            if dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=list(unless_taken))
+        else:
+            stmt = insert(table)
+        stmt = _INSERTS[key] = stmt.returning(table.c.id)
     return stmt
 
 
@@ -37,11 +48,22 @@ def execute(session: Session, stmt: Executable, params: dict[str, Any] | list[di
 
 def insert_row(session: Session, table: Table, values: dict[str, Any]) -> int:
     """INSERT one row (every column given, defaults included) and return its id."""
+    row_id = insert_row_unless_taken(session, table, values, ())
+    assert row_id is not None
+    return row_id
+
+
+def insert_row_unless_taken(session: Session, table: Table, values: dict[str, Any],
+                            unique: tuple[str, ...]) -> int | None:
+    """:func:`insert_row`, but None (nothing written) when a row already has these values of the
+    ``unique`` columns (a unique index): one statement instead of a lookup and an INSERT."""
     conn = session.connection()
-    prepared = _prepared_insert(conn, table, tuple(values), returning=True)
+    prepared = _prepared_insert(conn, table, tuple(values), returning=True, unless_taken=unique)
     if prepared is None:
-        return int(conn.execute(_insert(table), values).scalar_one())
-    return int(prepared(conn, [values])[0])
+        found = conn.execute(_insert(table, conn.dialect, unique), values).scalar()
+    else:
+        found = prepared(conn, [values])[0]
+    return int(found) if found is not None else None
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -57,37 +79,45 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
 
 
 _Runner = Callable[[Connection, list[dict[str, Any]]], list[Any]]
-_PREPARED: dict[tuple[str, str, tuple[str, ...], bool], _Runner | None] = {}
+_PREPARED: dict[tuple[str, str, tuple[str, ...], bool, tuple[str, ...]], _Runner | None] = {}
 
 
-def _prepared_insert(conn: Connection, table: Table, keys: tuple[str, ...], *, returning: bool) -> _Runner | None:
+def _prepared_insert(conn: Connection, table: Table, keys: tuple[str, ...], *, returning: bool,
+                     unless_taken: tuple[str, ...] = ()) -> _Runner | None:
     """The INSERT for exactly these columns, compiled once, run on the DBAPI cursor.
 
     SQLAlchemy spends about three times the database's own time per statement on execution
     bookkeeping (compile cache lookup, parameter and result setup, events); this applies the
     same bind processors (UTC datetimes, JSON) to a statement compiled once per dialect and
     column set. None when the statement needs anything more (e.g. a column default to compute).
-    With ``returning`` it runs one row and returns ``[id]``; without, it runs them all (executemany).
+    With ``returning`` it runs one row and returns ``[id]`` (``[None]`` when ``unless_taken``
+    skipped it); without, it runs them all (executemany).
     """
     dialect = conn.dialect
-    key = (dialect.name, table.name, keys, returning)
+    key = (dialect.name, table.name, keys, returning, unless_taken)
     if key in _PREPARED:
         return _PREPARED[key]
-    stmt = _insert(table) if returning else insert(table)
+    stmt = _insert(table, dialect, unless_taken) if returning else insert(table)
     compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
     names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
     runner: _Runner | None = None
     if set(names) <= set(keys) and not compiled.literal_execute_params and not compiled.post_compile_params:
         sql = compiled.string
         processors = compiled._bind_processors  # noqa: SLF001  (SQLAlchemy's own, so values match)
-        steps = [(name, processors.get(name)) for name in names]
+        # Only the columns with a processor are processed; a None is passed as it is to those
+        # whose processor maps None to None (datetimes), as the processor would have returned it.
+        processed = [(i, fn, not _keeps_none(fn)) for i, name in enumerate(names)
+                     if (fn := processors.get(name)) is not None]
         positional = compiled.positional
         error = dialect.loaded_dbapi.Error
 
         def bind(values: dict[str, Any]) -> Any:
-            if positional:
-                return tuple(fn(values[name]) if fn is not None else values[name] for name, fn in steps)
-            return {name: fn(values[name]) if fn is not None else values[name] for name, fn in steps}
+            out = [values[name] for name in names]
+            for i, fn, even_none in processed:
+                value = out[i]
+                if value is not None or even_none:
+                    out[i] = fn(value)
+            return tuple(out) if positional else dict(zip(names, out))
 
         def runner(conn: Connection, rows: list[dict[str, Any]]) -> list[Any]:
             params = [bind(values) for values in rows]
@@ -95,7 +125,8 @@ def _prepared_insert(conn: Connection, table: Table, keys: tuple[str, ...], *, r
             try:
                 if returning:
                     cursor.execute(sql, params[0])
-                    return [cursor.fetchone()[0]]
+                    row = cursor.fetchone()
+                    return [row[0] if row is not None else None]
                 cursor.executemany(sql, params)
                 return []
             except error as exc:
@@ -105,6 +136,13 @@ def _prepared_insert(conn: Connection, table: Table, keys: tuple[str, ...], *, r
 
     _PREPARED[key] = runner
     return runner
+
+
+def _keeps_none(processor: Callable[[Any], Any]) -> bool:
+    try:
+        return processor(None) is None
+    except Exception:  # noqa: BLE001  (then it is given every value, None included)
+        return False
 
 
 _DEFAULTS: dict[type, list[tuple[str, Any, bool]]] = {}
@@ -130,6 +168,14 @@ def new(session: Session, model: type[M], **values: Any) -> M:
     one Core INSERT, and the object is built the way the ORM builds a loaded row (no
     ``__init__``), then attached to ``session`` as persistent: later changes are flushed as UPDATEs.
     """
+    obj = new_unless_taken(session, model, (), **values)
+    assert obj is not None
+    return obj
+
+
+def new_unless_taken(session: Session, model: type[M], unique: tuple[str, ...], **values: Any) -> M | None:
+    """:func:`new`, but None (nothing written) when a row already has these values of the
+    ``unique`` columns."""
     row: dict[str, Any] = {}
     for name, default, factory in _defaults(model):
         if name not in values:
@@ -139,7 +185,10 @@ def new(session: Session, model: type[M], **values: Any) -> M:
     if row.get("id") is None:
         row.pop("id", None)
     session.flush()
-    row["id"] = insert_row(session, table, row)
+    row_id = insert_row_unless_taken(session, table, row, unique)
+    if row_id is None:
+        return None
+    row["id"] = row_id
     return loaded(session, model, row)
 
 

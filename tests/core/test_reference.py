@@ -57,3 +57,30 @@ def test_format_and_rejects() -> None:
     assert refs.looks_like_reference("1234-5678-9")
     ref = refs.generate()
     assert refs.parse(ref[:-1] + str((int(ref[-1]) + 1) % 10)) is None
+
+
+def test_a_taken_reference_is_drawn_again(db_url, make_gateway, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The reference is written with ON CONFLICT DO NOTHING: a draw another complaint has costs
+    nothing but the next draw, in the same transaction, on both databases."""
+    from datetime import datetime, timezone
+
+    from conversations.complaints import create_complaint
+    from store.models import Complaint
+
+    gw = make_gateway(db_url)
+    now = datetime.now(timezone.utc)
+    draws = iter(["123456784", "123456784", "123456784", "987654325"])
+    monkeypatch.setattr(refs, "generate", lambda: next(draws))
+
+    def create(text: str) -> Complaint:
+        return create_complaint(s, gw.config, now=now, text=text, channel="phone", actor="agent",
+                                contact_id=None, identity_id=None)
+
+    with gw.db.session() as s:
+        first = create("first")
+        second = create("second")
+        assert (first.reference, second.reference) == ("123456784", "987654325")
+        assert s.get(Complaint, second.id).text == "second"
+    monkeypatch.setattr(refs, "generate", lambda: "123456784")
+    with pytest.raises(RuntimeError, match="free complaint reference"), gw.db.session() as s:
+        create("third")

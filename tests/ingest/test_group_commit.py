@@ -160,7 +160,7 @@ def test_prepared_insert_maps_constraint_errors(db_url, make_gateway) -> None:
         # The DBAPI path itself was taken (not SQLAlchemy's execute, which raises the same error).
         dialect = session.connection().dialect.name
         keys = ("language", "display_name", "created_at", "opted_out", "opted_out_at", "anonymised_at")
-        assert fast._PREPARED[(dialect, "contacts", keys, True)] is not None  # noqa: SLF001
+        assert fast._PREPARED[(dialect, "contacts", keys, True, ())] is not None  # noqa: SLF001
         with pytest.raises(IntegrityError):
             fast.insert_row(session, table, dict(id=first, language="fr", display_name=None, created_at=now,
                                                  opted_out=False, opted_out_at=None, anonymised_at=None))

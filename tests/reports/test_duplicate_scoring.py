@@ -1,6 +1,6 @@
 """The fast paths of probable-duplicate detection give exactly what the plain definitions give:
-normalise (one translate table), the remembered features (keyed by complaint id, checked against
-the text) and the best match (size bounds skip candidates that cannot win)."""
+normalise (one translate table), the cached features (keyed by the text, least recently used
+evicted first) and the best match (size bounds skip candidates that cannot win)."""
 from __future__ import annotations
 
 import random
@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conversations import duplicates
-from conversations.duplicates import (_ARABIC, _SCANNED, _STRIP_AND_UNIFY, ProbableDuplicate, _best_match, _entry,
-                                      _features, _features_of, normalise, similarity)
+from conversations.duplicates import (_ARABIC, _SCANNED, _STRIP_AND_UNIFY, ProbableDuplicate, _best_match, _features,
+                                      _features_of, normalise, similarity)
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 WORDS = ["eau", "robinet", "quartier", "hamri", "oran", "trois", "jours", "pas", "d'eau", "depuis", "الماء",
@@ -51,12 +51,10 @@ def test_normalise_beyond_the_scanned_planes() -> None:
         assert normalise(text) == reference_normalise(text)
 
 
-def test_remembered_features_follow_an_edited_text() -> None:
-    first = _features_of(-1, "Pas d'eau au robinet")
-    assert first[1:3] == _features(normalise("Pas d'eau au robinet"))
-    edited = _features_of(-1, "Fuite devant l'école")
-    assert edited[1:3] == _features(normalise("Fuite devant l'école"))
-    assert _features_of(-1, "")[1:3] == (frozenset(), frozenset())
+def test_cached_features_are_the_text_features() -> None:
+    for text in ("Pas d'eau au robinet", "Fuite devant l'école", "", "Pas d'eau au robinet"):
+        words, grams = _features(normalise(text))
+        assert _features_of(text) == (words, grams, len(words), len(grams))
 
 
 def test_the_cache_is_bounded_by_its_elements(monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -64,14 +62,17 @@ def test_the_cache_is_bounded_by_its_elements(monkeypatch) -> None:  # type: ign
     monkeypatch.setattr(duplicates, "_cache_elements", 0)
     size = sum(len(part) for part in _features(normalise("texte 0")))
     monkeypatch.setattr(duplicates, "_CACHE_BUDGET", 3 * size)
-    for i in range(10):
-        _features_of(i, f"texte {i}")
-    assert list(duplicates._cache) == [7, 8, 9]
+    for letter in "abcdefghij":
+        _features_of(f"texte {letter}")
+    assert list(duplicates._cache) == ["texte h", "texte i", "texte j"]
+    _features_of("texte h")  # used again: now the last to go
+    _features_of("texte k")
+    assert list(duplicates._cache) == ["texte j", "texte h", "texte k"]
     assert duplicates._cache_elements == 3 * size
     # A text longer than the whole budget is still scored; it only evicts what it must.
     long = " ".join(f"mot{i}" for i in range(2000))
-    assert _features_of(99, long)[1:3] == _features(normalise(long))
-    assert list(duplicates._cache) == [99]
+    assert _features_of(long)[:2] == _features(normalise(long))
+    assert list(duplicates._cache) == [long]
 
 
 def reference_best(mine: str, candidates: list[tuple[int, str, str]], threshold: float) -> ProbableDuplicate | None:
@@ -109,9 +110,8 @@ def storms(draw: st.DrawFn) -> tuple[str, list[str]]:
        threshold=st.sampled_from([0.0, 0.2, 0.3, 0.5, 0.5, 0.7, 0.9, 1.0, 1.5]))
 def test_best_match_is_the_plain_definition(storm: tuple[str, list[str]], threshold: float) -> None:
     mine, texts = storm
-    # Few ids for many texts: the remembered features must notice every change of text.
-    candidates = [(-10 - i % 4, f"ref{i}", text) for i, text in enumerate(texts)]
-    found = _best_match(_entry(mine, _features(normalise(mine))), candidates, threshold)
+    candidates = [(-10 - i, f"ref{i}", text) for i, text in enumerate(texts)]
+    found = _best_match(_features_of(mine), candidates, threshold)
     expected = reference_best(mine, candidates, threshold)
     assert found == expected
     if found is not None:
@@ -138,7 +138,7 @@ def test_best_match_over_many_seeded_storms() -> None:
         mine = " ".join(words)
         candidates = [(-100 - i, f"ref{i}", text) for i, text in enumerate(texts)]
         for threshold in (0.0, 0.5, 0.8):
-            found = _best_match(_entry(mine, _features(normalise(mine))), candidates, threshold)
+            found = _best_match(_features_of(mine), candidates, threshold)
             expected = reference_best(mine, candidates, threshold)
             assert found == expected, (mine, texts, threshold)
             assert found is None or found.score.hex() == expected.score.hex()  # type: ignore[union-attr]

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql
 from sqlmodel import func, select
 
 from conversations import ingest as ingest_module
@@ -16,6 +17,7 @@ from store import fast
 from store.models import Complaint, Contact, Message, Outbox
 from tests.channels.sms.test_sms_flow import sms
 from tests.conftest import post_signed
+from tests.support.db import truncate_all
 
 TEXTS = [
     "Pas d'eau au robinet depuis trois jours à Oran",
@@ -187,3 +189,20 @@ async def test_backlog_is_shed_once_the_oldest_waited_too_long(sqlite_url, make_
     results = await asyncio.gather(first, second, third)
     assert all(r.created_complaint for r in results)
     assert count(gw, Complaint) == 3
+
+
+def test_the_provider_id_lookup_uses_the_unique_index_in_a_generic_plan(pg_database) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL plans a prepared statement once and keeps that plan; made on an empty table,
+    it must still look the message up by the unique index, not scan every message of the
+    channel (migration 0004 removed the index that tied with it)."""
+    import psycopg
+
+    from conversations.ingest import _EXISTING
+
+    truncate_all(pg_database)
+    sql = str(_EXISTING.compile(dialect=postgresql.dialect())).replace("%(channel)s", "$1").replace("%(pid)s", "$2")
+    with psycopg.connect(pg_database.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute(f"PREPARE existing(varchar, varchar) AS {sql}")
+        plan = "\n".join(row[0] for row in conn.execute("EXPLAIN EXECUTE existing('sms', 'SM1')"))
+    assert "uq_messages_channel_provider_id" in plan, plan

@@ -72,6 +72,10 @@ def run_worker(settings: Settings, burst: bool = False) -> None:
             signal.signal(sig, lambda *_: asked_to_stop.set())
         asked_to_stop.wait(2)
     stop.set()
+    # The adapters' HTTP sessions belong to the job loop: closed there, not left to the collector.
+    loop = _state["loop"]
+    loop.run_until_complete(gateway.close())  # type: ignore[attr-defined]
+    loop.close()  # type: ignore[attr-defined]
 
 
 __all__ = ["deliver_job", "run_worker"]

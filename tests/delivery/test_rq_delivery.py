@@ -105,3 +105,41 @@ async def test_healthz_checks_redis(sqlite_url, make_gateway, start_client, redi
     down = await start_client(make_gateway(sqlite_url, redis_url="redis://127.0.0.1:1/0"), background=False)
     resp = await down.get("/healthz")
     assert resp.status == 503 and (await resp.json())["checks"]["redis"].startswith("error")
+
+
+def test_ids_gather_into_fuller_jobs_while_jobs_wait(sqlite_url, make_gateway, redis_queue,  # type: ignore[no-untyped-def]
+                                                     monkeypatch) -> None:
+    """Each RQ job costs a worker milliseconds of its own: while jobs already wait for a worker,
+    the enqueue thread lingers longer, so ids notified apart travel in one job."""
+    import time
+
+    from gateway import queue as gq
+
+    # Lingers far apart, so a loaded machine's scheduling cannot blur them.
+    monkeypatch.setattr(gq, "ENQUEUE_LINGER", 0.01)
+    monkeypatch.setattr(gq, "BUSY_LINGER", 1.5)
+    gw = make_gateway(sqlite_url, redis_url=redis_queue[0], queue_name=redis_queue[1])
+    backend = gq.RQBackend(redis_queue[0], redis_queue[1], gw.delivery)
+    backend._thread.start()
+    try:
+        def jobs() -> list[tuple[int, ...]]:
+            return [tuple(job.args) for job in backend.queue.get_jobs()]
+
+        def notify_apart(first: int) -> None:
+            backend.notify((first,))
+            time.sleep(0.5)  # past the short linger, well within the long one
+            backend.notify((first + 1,))
+
+        notify_apart(1)  # idle workers (an empty queue): no waiting, two jobs
+        deadline = time.monotonic() + 5
+        while len(jobs()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert jobs() == [(1,), (2,)]
+        notify_apart(3)  # now jobs wait: the two ids share one
+        deadline = time.monotonic() + 5
+        while len(jobs()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert jobs() == [(1,), (2,), (3, 4)]
+    finally:
+        backend._pending.put(None)
+        backend._thread.join(5)

@@ -43,9 +43,10 @@ def resolve_new(session: Session, urn: str, language: str | None = None,
         contact = fast.loaded(session, Contact, {name: values[f"contact__{name}"] for name in _CONTACT_COLUMNS})
         return contact, identity, False
     now = utcnow()
-    contact = fast.new(session, Contact, language=language, display_name=display_name, created_at=now)
-    identity = fast.new(session, Identity, contact_id=contact.id, urn=urn, scheme=urn_scheme(urn),
-                        created_at=now, extra={})
+    contact, identity = fast.new_pair(session, Contact, dict(language=language, display_name=display_name,
+                                                             created_at=now),
+                                      Identity, dict(urn=urn, scheme=urn_scheme(urn), created_at=now, extra={}),
+                                      link="contact_id")
     return contact, identity, True
 
 

@@ -9,8 +9,11 @@ from conversations import reference as refs
 
 
 def test_generated_references_are_valid_and_well_formed() -> None:
-    seen = {refs.generate() for _ in range(2000)}
-    assert len(seen) == 2000  # random, no collisions at this scale
+    drawn = [refs.generate() for _ in range(2000)]
+    # Random: 2,000 draws from some 10^8 collide with a chance of about 2% (creation then draws
+    # again), so a few collisions are allowed, a pattern is not.
+    seen = set(drawn)
+    assert len(seen) >= 1990
     for ref in seen:
         assert len(ref) == refs.LENGTH and ref.isdigit() and ref[0] != "0"
         assert refs.is_valid(ref)

@@ -122,8 +122,8 @@ class _Headroom:
 # message stored since (any direction, any channel, any process: the growth of the largest id) is
 # an upper bound, and only when that bound comes near the limit is the window counted again. A
 # message this transaction has just stored stands for the largest id without a query: ids are
-# drawn in order, so all it can miss are messages of transactions still running, which no count
-# in this transaction could see either (what ``_NEAR`` and the lock below are for).
+# drawn in order, so all it can miss are messages other transactions stored since, during this
+# one (the next transaction's bound counts them); near the limit the window is counted exactly.
 _HEADROOM: dict[tuple[Any, tuple[str, ...]], _Headroom] = {}
 _MAX_ID = select(func.max(Message.id))
 

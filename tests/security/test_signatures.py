@@ -121,3 +121,16 @@ async def test_telegram_secret_token(secret, status, sqlite_url, make_tg, start_
     client = await start_client(make_tg(sqlite_url), background=False)
     resp = await post_update(client, fresh("private_text"), secret=secret)
     assert resp.status == status, await resp.text()
+
+
+@pytest.mark.parametrize("base", [PUBLIC_URL, PUBLIC_URL + ":443"])
+async def test_the_signed_url_with_or_without_its_default_port_is_accepted(base, sqlite_url, make_gateway,
+                                                                          start_client) -> None:
+    """One HMAC over GATEWAY_PUBLIC_URL settles the usual case; Twilio's validator still accepts
+    the same URL signed with its default port (Twilio's own signatures vary on this)."""
+    gw = make_gateway(sqlite_url)
+    client = await start_client(gw, background=False)
+    params = sms("Pas d'eau depuis trois jours")
+    resp = await _post_raw(client, SMS, params, twilio_signature(SMS, params, base=base))
+    assert resp.status == 200, await resp.text()
+    assert _stored(gw) >= 1

@@ -1,6 +1,9 @@
 """URN -> contact resolution, and which channel reaches an identity."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sqlalchemy import bindparam
 from sqlalchemy import select as core_select
 from sqlmodel import Session, select
@@ -14,8 +17,10 @@ _identities = Identity.__table__  # type: ignore[attr-defined]
 _contacts = Contact.__table__  # type: ignore[attr-defined]
 _IDENTITY_COLUMNS = [c.name for c in _identities.c]
 _CONTACT_COLUMNS = [c.name for c in _contacts.c]
-# One Core query for both rows (the ORM's joined load costs several times the query itself).
-_BY_URN = core_select(*_identities.c, *(c.label(f"contact__{c.name}") for c in _contacts.c)).join(
+# The columns of an identity and its contact in one row (contact columns prefixed ``contact__``):
+# one Core query for both (the ORM's joined load costs several times the query itself).
+IDENTITY_AND_CONTACT = (*_identities.c, *(c.label(f"contact__{c.name}") for c in _contacts.c))
+_BY_URN = core_select(*IDENTITY_AND_CONTACT).join(
     _contacts, _contacts.c.id == _identities.c.contact_id).where(_identities.c.urn == bindparam("urn"))
 
 # The channel that sends to each URN scheme.
@@ -37,10 +42,16 @@ def resolve_new(session: Session, urn: str, language: str | None = None,
                 display_name: str | None = None) -> tuple[Contact, Identity, bool]:
     """Like ``resolve``, and whether the identity was created now (one query when it exists)."""
     row = fast.execute(session, _BY_URN, {"urn": urn}).first()
-    if row is not None:
-        values = row._mapping
-        identity = fast.loaded(session, Identity, {name: values[name] for name in _IDENTITY_COLUMNS})
-        contact = fast.loaded(session, Contact, {name: values[f"contact__{name}"] for name in _CONTACT_COLUMNS})
+    return resolved(session, row._mapping if row is not None else None, urn, language, display_name)
+
+
+def resolved(session: Session, found: Mapping[str, Any] | None, urn: str, language: str | None = None,
+             display_name: str | None = None) -> tuple[Contact, Identity, bool]:
+    """:func:`resolve_new` from a row already read with the :data:`IDENTITY_AND_CONTACT` columns
+    (None, or an identity id of None: no identity has ``urn``, so it is created)."""
+    if found is not None and found["id"] is not None:
+        identity = fast.loaded(session, Identity, {name: found[name] for name in _IDENTITY_COLUMNS})
+        contact = fast.loaded(session, Contact, {name: found[f"contact__{name}"] for name in _CONTACT_COLUMNS})
         return contact, identity, False
     now = utcnow()
     contact, identity = fast.new_pair(session, Contact, dict(language=language, display_name=display_name,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import and_, bindparam, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session
@@ -104,6 +104,8 @@ Dialogue = Callable[[DialogueContext], None]
 
 _messages = Message.__table__  # type: ignore[attr-defined]
 _conversations = Conversation.__table__  # type: ignore[attr-defined]
+_identities = Identity.__table__  # type: ignore[attr-defined]
+_contacts = Contact.__table__  # type: ignore[attr-defined]
 _EXISTING = select(_messages.c.id, _messages.c.complaint_id).where(
     _messages.c.channel == bindparam("channel"), _messages.c.provider_message_id == bindparam("pid"))
 _LATEST_CONVERSATION = select(_conversations.c.id).where(
@@ -115,6 +117,20 @@ _SET_CONVERSATION_COMPLAINT = update(_conversations).where(_conversations.c.id =
     complaint_id=bindparam("cid"))
 # PostgreSQL runs both in one statement (a data-modifying WITH): one round trip fewer per message.
 _SET_BOTH_COMPLAINT = _SET_CONVERSATION_COMPLAINT.add_cte(_SET_MESSAGE_COMPLAINT.cte("set_message"))
+
+
+# What an inbound message needs first, in one round trip: the stored message with its provider
+# id (a provider retry), else its sender's identity and contact (or NULLs: a new sender).
+_FIRST_LOOK = select(
+    _messages.c.id.label("existing_id"), _messages.c.complaint_id.label("existing_complaint_id"),
+    *identities.IDENTITY_AND_CONTACT,
+).select_from(
+    select(literal(1).label("one")).subquery("one")
+    .outerjoin(_messages, and_(_messages.c.channel == bindparam("channel"),
+                               _messages.c.provider_message_id == bindparam("pid")))
+    .outerjoin(_identities, _identities.c.urn == bindparam("urn"))
+    .outerjoin(_contacts, _contacts.c.id == _identities.c.contact_id)
+)
 
 
 def _existing(session: Session, inbound: InboundMessage) -> tuple[int, int | None] | None:
@@ -139,13 +155,15 @@ def _conversation(session: Session, contact: Contact, identity: Identity, inboun
 
 def _ingest_one(core: "Core", session: Session, inbound: InboundMessage, dialogue: Dialogue) -> IngestResult:
     """Store ``inbound`` and run ``dialogue`` on it in ``session``'s open transaction."""
-    found = _existing(session, inbound)
-    if found is not None:
-        return IngestResult(message_id=found[0], duplicate=True, complaint_id=found[1])
+    first = fast.execute(session, _FIRST_LOOK, {"channel": inbound.channel, "pid": inbound.provider_message_id,
+                                                "urn": inbound.sender}).one()._mapping
+    if first["existing_id"] is not None:
+        return IngestResult(message_id=int(first["existing_id"]), duplicate=True,
+                            complaint_id=first["existing_complaint_id"])
     now = core.clock.now()
     detected = core.detected_language(inbound)
-    contact, identity, new_identity = identities.resolve_new(session, inbound.sender, language=detected,
-                                                             display_name=inbound.sender_name)
+    contact, identity, new_identity = identities.resolved(session, first, inbound.sender, language=detected,
+                                                          display_name=inbound.sender_name)
     conversation = _conversation(session, contact, identity, inbound, now, new_identity)
     message = fast.new(session, Message, **dict(
         direction="in", channel=inbound.channel, provider_message_id=inbound.provider_message_id,

@@ -191,18 +191,27 @@ async def test_backlog_is_shed_once_the_oldest_waited_too_long(sqlite_url, make_
     assert count(gw, Complaint) == 3
 
 
-def test_the_provider_id_lookup_uses_the_unique_index_in_a_generic_plan(pg_database) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("name", ["_EXISTING", "_FIRST_LOOK"])
+def test_the_provider_id_lookup_uses_the_unique_index_in_a_generic_plan(name, pg_database) -> None:  # type: ignore[no-untyped-def]
     """PostgreSQL plans a prepared statement once and keeps that plan; made on an empty table,
     it must still look the message up by the unique index, not scan every message of the
     channel (migration 0004 removed the index that tied with it)."""
+    import re
+
     import psycopg
 
-    from conversations.ingest import _EXISTING
-
     truncate_all(pg_database)
-    sql = str(_EXISTING.compile(dialect=postgresql.dialect())).replace("%(channel)s", "$1").replace("%(pid)s", "$2")
+    params: list[str] = []
+
+    def numbered(match: re.Match[str]) -> str:  # %(name)s -> $n, as PREPARE wants
+        if match[1] not in params:
+            params.append(match[1])
+        return f"${params.index(match[1]) + 1}"
+
+    sql = re.sub(r"%\((\w+)\)s", numbered, str(getattr(ingest_module, name).compile(dialect=postgresql.dialect())))
+    values = {"channel": "'sms'", "pid": "'SM1'", "urn": "'tel:+212600000000'", "param_1": "1"}
     with psycopg.connect(pg_database.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
         conn.execute("SET plan_cache_mode = force_generic_plan")
-        conn.execute(f"PREPARE existing(varchar, varchar) AS {sql}")
-        plan = "\n".join(row[0] for row in conn.execute("EXPLAIN EXECUTE existing('sms', 'SM1')"))
+        conn.execute(f"PREPARE looked AS {sql}")
+        plan = "\n".join(row[0] for row in conn.execute(f"EXPLAIN EXECUTE looked({', '.join(values[p] for p in params)})"))
     assert "uq_messages_channel_provider_id" in plan, plan

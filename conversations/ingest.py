@@ -139,18 +139,30 @@ def _existing(session: Session, inbound: InboundMessage) -> tuple[int, int | Non
     return (int(row[0]), row[1]) if row is not None else None
 
 
-def _conversation(session: Session, contact: Contact, identity: Identity, inbound: InboundMessage,
-                  now: datetime, new_identity: bool = False) -> Conversation:
+def _stored_message(session: Session, contact: Contact, identity: Identity, inbound: InboundMessage,
+                    now: datetime, new_identity: bool) -> tuple[Conversation, Message]:
+    """The inbound message, stored in its sender's latest conversation on this channel, or in a
+    new one written with it (one statement on PostgreSQL)."""
+    values = dict(
+        direction="in", channel=inbound.channel, provider_message_id=inbound.provider_message_id,
+        contact_id=contact.id, identity_id=identity.id,
+        urn=inbound.sender, service_address=inbound.service_address, kind=inbound.kind,
+        text=inbound.text, subject=inbound.subject, thread_ref=inbound.thread_ref,
+        attachments=[_attachment_json(a) for a in inbound.attachments], language=inbound.language,
+        status="received", raw=dict(inbound.raw), created_at=now, received_at=inbound.received_at,
+    )
     # A brand-new identity has no conversation yet: no need to look.
     found = None if new_identity else fast.execute(
         session, _LATEST_CONVERSATION, {"identity_id": identity.id, "channel": inbound.channel}).scalar()
-    if found is not None:
-        conversation = session.get(Conversation, found)
-        assert conversation is not None
-        conversation.last_message_at = now
-        return conversation
-    return fast.new(session, Conversation, contact_id=contact.id, identity_id=identity.id, channel=inbound.channel,
-                    service_address=inbound.service_address, state={}, created_at=now, last_message_at=now)
+    if found is None:
+        return fast.new_pair(session, Conversation, dict(
+            contact_id=contact.id, identity_id=identity.id, channel=inbound.channel,
+            service_address=inbound.service_address, state={}, created_at=now, last_message_at=now,
+        ), Message, values, link="conversation_id")
+    conversation = session.get(Conversation, found)
+    assert conversation is not None
+    conversation.last_message_at = now
+    return conversation, fast.new(session, Message, conversation_id=conversation.id, **values)
 
 
 def _ingest_one(core: "Core", session: Session, inbound: InboundMessage, dialogue: Dialogue) -> IngestResult:
@@ -164,15 +176,7 @@ def _ingest_one(core: "Core", session: Session, inbound: InboundMessage, dialogu
     detected = core.detected_language(inbound)
     contact, identity, new_identity = identities.resolved(session, first, inbound.sender, language=detected,
                                                           display_name=inbound.sender_name)
-    conversation = _conversation(session, contact, identity, inbound, now, new_identity)
-    message = fast.new(session, Message, **dict(
-        direction="in", channel=inbound.channel, provider_message_id=inbound.provider_message_id,
-        conversation_id=conversation.id, contact_id=contact.id, identity_id=identity.id,
-        urn=inbound.sender, service_address=inbound.service_address, kind=inbound.kind,
-        text=inbound.text, subject=inbound.subject, thread_ref=inbound.thread_ref,
-        attachments=[_attachment_json(a) for a in inbound.attachments], language=inbound.language,
-        status="received", raw=dict(inbound.raw), created_at=now, received_at=inbound.received_at,
-    ))
+    conversation, message = _stored_message(session, contact, identity, inbound, now, new_identity)
     language = core.reply_language(contact, detected)
     ctx = DialogueContext(core, session, inbound, message, contact, identity, conversation, now, language,
                           new_identity=new_identity)

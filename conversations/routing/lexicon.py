@@ -368,8 +368,11 @@ class CompiledLexicon:
         # Plans are kept for many tokens: they share what they can, to stay small.
         if not keys:
             return _NO_PLAN
-        phrases = tuple(p for key in keys for p in self._phrases.get(key, ()))
-        singles = [self._words[key] for key in keys if key in self._words]
+        # In a fixed order (the most specific key first), not the set's: the first single word
+        # names the match, and its name counts repeats, so routing never depends on the hash seed.
+        ordered = sorted(keys, key=lambda k: (-len(k), k))
+        phrases = tuple(p for key in ordered for p in self._phrases.get(key, ()))
+        singles = [self._words[key] for key in ordered if key in self._words]
         word = singles[0] if singles else None
         if len(singles) > 1:
             word = (singles[0][0], dict(singles[0][1]))
@@ -497,6 +500,9 @@ class CompiledLexicon:
                 best_term, best_end, merged = term, end, dict(weights)
             elif end == best_end:
                 _merge(merged, weights)
+                # The phrases come in set order: of equal terms the smallest names the match, so
+                # the result (its phrase bonus counts the term's words) never depends on the hash seed.
+                best_term = min(best_term, term)
         if best_term:
             return Match(i, best_end, best_term, merged)
         # A phrase always beats a word, so the words' merged weights could be prepared in advance.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,37 @@ def test_router_is_built_once_per_config_and_is_stable(config) -> None:  # type:
     first = router.route(text)
     assert all(router.route(text) == first for _ in range(20))
     assert first.category == "water" and first.place == "fes"
+
+
+_ROUTE_ALL = """
+import json, sys
+from config.loader import load_config
+from conversations.routing import Router
+router = Router.from_config(load_config())
+out = []
+for path in sys.argv[1:]:
+    for line in open(path, encoding="utf-8"):
+        if line.strip():
+            text = json.loads(line)["text"]
+            for variant in (text, text.upper(), text + " " + text[: len(text) // 2]):
+                r = router.route(variant)
+                out.append([r.category, r.administration, r.place, r.confidence, r.language, list(r.reasons)])
+print(json.dumps(out))
+"""
+
+
+def test_routing_does_not_depend_on_the_hash_seed(dev_file) -> None:  # type: ignore[no-untyped-def]
+    """Sets of lexicon keys are iterated in a fixed order: the same text gets the same category,
+    place, confidence and reasons whatever PYTHONHASHSEED a process starts with."""
+    import subprocess
+    import sys
+
+    from tests.routing.conftest import OWN_FILE, REPO
+
+    outputs = set()
+    for seed in ("1", "4", "11"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(REPO)}
+        done = subprocess.run([sys.executable, "-c", _ROUTE_ALL, str(dev_file), str(OWN_FILE)], env=env,
+                              capture_output=True, text=True, timeout=300, check=True)
+        outputs.add(done.stdout)
+    assert len(outputs) == 1

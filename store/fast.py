@@ -63,7 +63,8 @@ def insert_row_unless_taken(session: Session, table: Table, values: dict[str, An
     if prepared is None:
         found = conn.execute(_insert(table, conn.dialect, unique), values).scalar()
     else:
-        found = prepared(conn, [values])[0]
+        row = prepared(conn, [values])[0]
+        found = row[0] if row is not None else None
     return int(found) if found is not None else None
 
 
@@ -108,16 +109,14 @@ def _prepared_insert(conn: Connection, table: Table, keys: tuple[str, ...], *, r
     bookkeeping (compile cache lookup, parameter and result setup, events); this applies the
     same bind processors (UTC datetimes, JSON) to a statement compiled once per dialect and
     column set. None when the statement needs anything more (e.g. a column default to compute).
-    With ``returning`` it runs one row and returns ``[id]`` (``[None]`` when ``unless_taken``
+    With ``returning`` it runs one row and returns ``[(id,)]`` (``[None]`` when ``unless_taken``
     skipped it); without, it runs them all (executemany).
     """
     key = (conn.dialect.name, table.name, keys, returning, unless_taken)
     if key not in _PREPARED:
         stmt = _insert(table, conn.dialect, unless_taken) if returning else insert(table)
-        runner = _dbapi_runner(conn, stmt.compile(dialect=conn.dialect, column_keys=list(keys)), keys,
-                               returning=returning)
-        _PREPARED[key] = (lambda c, rows: [r[0] if r is not None else None for r in runner(c, rows)]
-                          ) if runner is not None and returning else runner
+        _PREPARED[key] = _dbapi_runner(conn, stmt.compile(dialect=conn.dialect, column_keys=list(keys)), keys,
+                                       returning=returning)
     return _PREPARED[key]
 
 

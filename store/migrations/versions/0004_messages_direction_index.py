@@ -9,6 +9,11 @@ took this one every webhook's duplicate check read every stored message of its c
 outbound messages (the global limit on automatic replies) are found by (direction, created_at),
 which cannot serve that lookup.
 
+The new index is built inside the migration's transaction, blocking writes to ``messages`` while
+it builds: on a large table, run this in a quiet hour, or first create it by hand with
+``CREATE INDEX CONCURRENTLY ix_messages_direction_created ON messages (direction, created_at)``
+(the migration then finds it and goes on).
+
 Revision ID: 0004_messages_direction_index
 Revises: 0003_merge
 """
@@ -23,8 +28,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_messages_direction_created", "messages", ["direction", "created_at"])
-    op.drop_index("ix_messages_channel_direction_created", table_name="messages")
+    op.create_index("ix_messages_direction_created", "messages", ["direction", "created_at"], if_not_exists=True)
+    op.drop_index("ix_messages_channel_direction_created", table_name="messages", if_exists=True)
 
 
 def downgrade() -> None:

@@ -47,8 +47,6 @@ def _event_row(complaint_id: int, actor: str, type_: str, *, at: datetime, from_
                 to_status=to_status, note=None, data=data or {})
 
 
-
-
 def create_complaint(
     session: Session,
     config: GatewayConfig,

@@ -190,7 +190,7 @@ def find_probable_duplicate(session: Session, complaint: Complaint, now: datetim
 
 def _best_match(mine: _Entry, candidates: Any, threshold: float) -> ProbableDuplicate | None:
     """The first of the most similar ``(id, reference, text)`` candidates scoring at least ``threshold``:
-    the score is :func:`similarity`'s, from the remembered features."""
+    the score is :func:`similarity`'s, from the cached features."""
     words, grams, n_words, n_grams = mine
     best: ProbableDuplicate | None = None
     for candidate_id, reference, candidate_text in candidates:

@@ -7,7 +7,7 @@ message id finds the stored row and creates nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -106,8 +106,6 @@ _messages = Message.__table__  # type: ignore[attr-defined]
 _conversations = Conversation.__table__  # type: ignore[attr-defined]
 _identities = Identity.__table__  # type: ignore[attr-defined]
 _contacts = Contact.__table__  # type: ignore[attr-defined]
-_EXISTING = select(_messages.c.id, _messages.c.complaint_id).where(
-    _messages.c.channel == bindparam("channel"), _messages.c.provider_message_id == bindparam("pid"))
 _LATEST_CONVERSATION = select(_conversations.c.id).where(
     _conversations.c.identity_id == bindparam("identity_id"), _conversations.c.channel == bindparam("channel"),
 ).order_by(_conversations.c.id.desc()).limit(1)
@@ -133,10 +131,18 @@ _FIRST_LOOK = select(
 )
 
 
-def _existing(session: Session, inbound: InboundMessage) -> tuple[int, int | None] | None:
-    """(id, complaint_id) of the stored message with this provider id, if any."""
-    row = fast.execute(session, _EXISTING, {"channel": inbound.channel, "pid": inbound.provider_message_id}).first()
-    return (int(row[0]), row[1]) if row is not None else None
+def _first_look(session: Session, inbound: InboundMessage) -> Mapping[str, Any]:
+    """The :data:`_FIRST_LOOK` row for ``inbound``."""
+    return fast.execute(session, _FIRST_LOOK, {"channel": inbound.channel, "pid": inbound.provider_message_id,
+                                               "urn": inbound.sender}).one()._mapping
+
+
+def _duplicate(first: Mapping[str, Any]) -> IngestResult | None:
+    """A provider retry of a stored message: its result, nothing new written."""
+    if first["existing_id"] is None:
+        return None
+    return IngestResult(message_id=int(first["existing_id"]), duplicate=True,
+                        complaint_id=first["existing_complaint_id"])
 
 
 def _stored_message(session: Session, contact: Contact, identity: Identity, inbound: InboundMessage,
@@ -167,11 +173,10 @@ def _stored_message(session: Session, contact: Contact, identity: Identity, inbo
 
 def _ingest_one(core: "Core", session: Session, inbound: InboundMessage, dialogue: Dialogue) -> IngestResult:
     """Store ``inbound`` and run ``dialogue`` on it in ``session``'s open transaction."""
-    first = fast.execute(session, _FIRST_LOOK, {"channel": inbound.channel, "pid": inbound.provider_message_id,
-                                                "urn": inbound.sender}).one()._mapping
-    if first["existing_id"] is not None:
-        return IngestResult(message_id=int(first["existing_id"]), duplicate=True,
-                            complaint_id=first["existing_complaint_id"])
+    first = _first_look(session, inbound)
+    duplicate = _duplicate(first)
+    if duplicate is not None:
+        return duplicate
     now = core.clock.now()
     detected = core.detected_language(inbound)
     contact, identity, new_identity = identities.resolved(session, first, inbound.sender, language=detected,
@@ -207,9 +212,9 @@ def ingest_sync(core: "Core", inbound: InboundMessage, dialogue: Dialogue) -> In
         except IntegrityError:
             # A concurrent delivery of the same message, or a race creating the same identity.
             with core.db.session() as session:
-                found = _existing(session, inbound)
-                if found is not None:
-                    return IngestResult(message_id=found[0], duplicate=True, complaint_id=found[1])
+                duplicate = _duplicate(_first_look(session, inbound))
+                if duplicate is not None:
+                    return duplicate
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")

@@ -8,8 +8,8 @@ from typing import Any
 from sqlmodel import func, select
 
 from store.models import Complaint, Message, Outbox
-from tests.channels.sms.test_sms_flow import CITIZEN, REF, replies, send, sms
-from tests.conftest import PUBLIC_URL, SMS_NUMBER, TWILIO_SID, TWILIO_TOKEN, post_signed, wait_until
+from tests.channels.sms.test_sms_flow import CITIZEN, replies, send
+from tests.conftest import PUBLIC_URL, SMS_NUMBER, TWILIO_SID, TWILIO_TOKEN, wait_until
 from tests.support.processes import gateway_env
 
 

@@ -110,9 +110,9 @@ def bench(kind: str, messages: int, warmup: int, batch: int) -> dict[str, dict[s
     sequence = iter(range(10**9))
 
     def inbound() -> InboundMessage:
-        i = next(sequence)
-        return InboundMessage(channel="sms", provider_message_id=f"SMbench{i:026d}", sender=f"tel:{numbers.take()}",
-                              service_address=SMS_NUMBER, text=texts[i % len(texts)],
+        i, number = next(sequence), numbers.take()
+        return InboundMessage(channel="sms", provider_message_id=f"SMbench{i:026d}", sender=f"tel:{number}",
+                              service_address=SMS_NUMBER, text=f"{texts[i % len(texts)]} {number[-6:]}",
                               received_at=datetime.now(timezone.utc))
 
     with database(kind) as url, tempfile.TemporaryDirectory(prefix="bench-ingest-") as work:

@@ -11,7 +11,7 @@ from config.loader import GatewayConfig
 from config.settings import Settings
 from conversations.chat_dialogue import chat_dialogue
 from conversations.clock import Clock
-from conversations.dialogue import text_dialogue
+from conversations.dialogue import complaint_text, text_dialogue
 from conversations.email_dialogue import email_dialogue
 from conversations.ingest import Dialogue, IngestResult, ingest_batch_sync, ingest_sync
 from conversations.ivr_dialogue import voice_dialogue
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 # Dialogue per channel; a channel not listed uses the text dialogue.
 DIALOGUES: dict[str, Dialogue] = {"sms": text_dialogue, "ivr": voice_dialogue, "telegram": chat_dialogue,
                                    "email": email_dialogue}
+# The text a channel's dialogue would open a complaint with (see ``Core.prepare``).
+COMPLAINT_TEXTS: dict[str, Callable[[InboundMessage], str | None]] = {"sms": complaint_text}
 
 
 class RouterProtocol(Protocol):
@@ -77,6 +79,17 @@ class Core:
         elif inbound.text.strip() and inbound.kind == "text":
             detected = detect_language(inbound.text)
         return detected if detected and detected in self.config.templates else None
+
+    def prepare(self, inbound: InboundMessage) -> str | None:
+        """The work on ``inbound`` that needs no database, done before its transaction (on SQLite
+        that holds the write lock every process waits for): returns the detected language, and
+        routes the text a new complaint would have, should the dialogue open one (the router
+        keeps the answer; for a follow-up the guess is wasted)."""
+        guess = COMPLAINT_TEXTS.get(inbound.channel)
+        text = guess(inbound) if guess is not None and inbound.kind == "text" else None
+        if text:
+            self.router.route(text, channel=inbound.channel)
+        return self.detected_language(inbound)
 
     def reply_language(self, contact: Contact, detected: str | None) -> str:
         """The language to answer in: what the citizen wrote in (remembered), else what we last knew."""

@@ -17,6 +17,7 @@ from conversations import clocks, satisfaction
 from conversations import reference as refs
 from conversations.complaints import OPEN_STATUSES, add_event, create_complaint
 from conversations.ingest import DialogueContext
+from conversations.messages import InboundMessage
 from store import fast
 from store.models import Complaint, Message
 
@@ -149,6 +150,18 @@ def follow_up(ctx: DialogueContext, complaint: Complaint) -> None:
     add_event(ctx.session, complaint, "citizen", "citizen_message", at=ctx.now,
               data={"message_id": ctx.message.id, "channel": ctx.inbound.channel})
     ctx.say("followup_ack", reference=refs.format_reference(complaint.reference))
+
+
+def complaint_text(inbound: InboundMessage) -> str | None:
+    """The text :func:`text_dialogue` opens a complaint with, should it open one for ``inbound``
+    (None when it certainly will not: a keyword, a reference, nothing written). Whether it is a
+    follow-up instead, only the transaction can tell."""
+    text = inbound.text.strip()
+    word, rest = _first_word(text)
+    if word in STOP_WORDS or word in START_WORDS or word in STATUS_WORDS or refs.looks_like_reference(text):
+        return None
+    text = rest.strip() if word in NEW_WORDS else text
+    return text if text and not _is_unreadable(text) else None
 
 
 def text_dialogue(ctx: DialogueContext) -> None:

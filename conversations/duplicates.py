@@ -97,32 +97,44 @@ def _features(normalised: str) -> Features:
 # recent complaints of a place (and, in a storm, many identical messages), so a text's features
 # are looked up, not recomputed (about 0.1 ms each). Keyed by the text itself, an edited or erased
 # complaint is never compared by its old features. Least recently used entries go first once the
-# cached sets hold more than _CACHE_BUDGET elements (about 30 bytes each beside the interned
-# strings): a few thousand SMS-sized texts, fewer long ones, some 10 MB either way.
-_CACHE_BUDGET = 400_000
-_Entry = tuple[frozenset[str], frozenset[str], int, int]
+# cache holds more than _CACHE_BUDGET words and trigrams: about 6,500 SMS-sized texts, 20 MB
+# (measured: 13 bytes an element, keys and strings included). They are kept as tuples of interned
+# strings; as frozensets they took about five times as much (a set's table is sparse).
+_CACHE_BUDGET = 1_500_000
+_Entry = tuple[tuple[str, ...], tuple[str, ...], int, int]
 _cache: dict[str, _Entry] = {}
 _cache_elements = 0
 _cache_lock = threading.Lock()
+_ADMIT = 8
+_refused = 0
 
 
 def _features_of(text: str) -> _Entry:
     """A text's features and their sizes, from the cache when it has them."""
-    global _cache_elements
+    global _cache_elements, _refused
     with _cache_lock:
         entry = _cache.pop(text, None)
         if entry is not None:
             _cache[text] = entry  # now the most recently used
             return entry
     words, grams = _features(normalise(text))
-    entry = (words, grams, len(words), len(grams))
+    entry = (tuple(map(sys.intern, words)), tuple(grams), len(words), len(grams))
     with _cache_lock:
-        if text not in _cache:  # another thread may have computed it meanwhile
-            _cache[text] = entry
-            _cache_elements += entry[2] + entry[3]
-            while len(_cache) > 1 and _cache_elements > _CACHE_BUDGET:
-                evicted = _cache.pop(next(iter(_cache)))
-                _cache_elements -= evicted[2] + evicted[3]
+        if text in _cache:  # another thread computed it meanwhile
+            return entry
+        if _cache_elements + entry[2] + entry[3] > _CACHE_BUDGET:
+            # Full: comparing each new complaint with the 200 newest of its category and place
+            # reads the same texts over and over, and once they outnumber the cache, plain LRU
+            # would evict every text just before its next use (no hit at all). Admitting only
+            # one new text in _ADMIT keeps most of what is cached, so a share of them still hits.
+            _refused += 1
+            if _refused % _ADMIT:
+                return entry
+        _cache[text] = entry
+        _cache_elements += entry[2] + entry[3]
+        while len(_cache) > 1 and _cache_elements > _CACHE_BUDGET:
+            evicted = _cache.pop(next(iter(_cache)))
+            _cache_elements -= evicted[2] + evicted[3]
     return entry
 
 
@@ -191,7 +203,7 @@ def find_probable_duplicate(session: Session, complaint: Complaint, now: datetim
 def _best_match(mine: _Entry, candidates: Any, threshold: float) -> ProbableDuplicate | None:
     """The first of the most similar ``(id, reference, text)`` candidates scoring at least ``threshold``:
     the score is :func:`similarity`'s, from the cached features."""
-    words, grams, n_words, n_grams = mine
+    words, grams, n_words, n_grams = frozenset(mine[0]), frozenset(mine[1]), mine[2], mine[3]
     best: ProbableDuplicate | None = None
     for candidate_id, reference, candidate_text in candidates:
         their_words, their_grams, n_their_words, n_their_grams = _features_of(candidate_text or "")
@@ -210,12 +222,12 @@ def _best_match(mine: _Entry, candidates: Any, threshold: float) -> ProbableDupl
         if bound < threshold or (best is not None and bound <= best.score):
             continue
         if bound_words:
-            common = len(words & their_words)
+            common = len(words.intersection(their_words))
             score = common / (n_words + n_their_words - common)
         else:
             score = 0.0
         if bound_grams > score:  # else the trigram index cannot be the larger one
-            common = len(grams & their_grams)
+            common = len(grams.intersection(their_grams))
             score = max(score, common / (n_grams + n_their_grams - common))
         if score >= threshold and (best is None or score > best.score):
             best = ProbableDuplicate(candidate_id, reference, score)

@@ -171,14 +171,15 @@ def _stored_message(session: Session, contact: Contact, identity: Identity, inbo
     return conversation, fast.new(session, Message, conversation_id=conversation.id, **values)
 
 
-def _ingest_one(core: "Core", session: Session, inbound: InboundMessage, dialogue: Dialogue) -> IngestResult:
-    """Store ``inbound`` and run ``dialogue`` on it in ``session``'s open transaction."""
+def _ingest_one(core: "Core", session: Session, inbound: InboundMessage, dialogue: Dialogue,
+                detected: str | None) -> IngestResult:
+    """Store ``inbound`` and run ``dialogue`` on it in ``session``'s open transaction
+    (``detected``: its language, from ``Core.prepare``)."""
     first = _first_look(session, inbound)
     duplicate = _duplicate(first)
     if duplicate is not None:
         return duplicate
     now = core.clock.now()
-    detected = core.detected_language(inbound)
     contact, identity, new_identity = identities.resolved(session, first, inbound.sender, language=detected,
                                                           display_name=inbound.sender_name)
     conversation, message = _stored_message(session, contact, identity, inbound, now, new_identity)
@@ -204,10 +205,11 @@ def _logged(inbound: InboundMessage, result: IngestResult) -> IngestResult:
 
 def ingest_sync(core: "Core", inbound: InboundMessage, dialogue: Dialogue) -> IngestResult:
     """Store ``inbound`` once and run ``dialogue`` on it, all in one transaction."""
+    detected = core.prepare(inbound)
     for attempt in range(3):
         try:
             with core.db.session() as session:
-                result = _ingest_one(core, session, inbound, dialogue)
+                result = _ingest_one(core, session, inbound, dialogue, detected)
             return result if result.duplicate else _logged(inbound, result)
         except IntegrityError:
             # A concurrent delivery of the same message, or a race creating the same identity.
@@ -229,9 +231,11 @@ def ingest_batch_sync(core: "Core", batch: list[tuple[InboundMessage, Dialogue]]
     its error is returned in its place.
     """
     if len(batch) > 1:
+        detected = [core.prepare(inbound) for inbound, _ in batch]
         try:
             with core.db.session() as session:
-                results = [_ingest_one(core, session, inbound, dialogue) for inbound, dialogue in batch]
+                results = [_ingest_one(core, session, inbound, dialogue, language)
+                           for (inbound, dialogue), language in zip(batch, detected)]
         except Exception as exc:  # noqa: BLE001  (each message is retried alone below)
             # The error's text may quote message data: only its type at warning level.
             log.warning("a batch of %d messages was rolled back (%s); ingesting them one by one", len(batch),

@@ -59,9 +59,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if processes <= 1:
         serve(None, 0)
         return 0
-    from gateway.processes import listening_socket, serve_processes
+    from gateway.processes import listening_sockets, serve_processes
 
-    return serve_processes(processes, listening_socket(args.host, args.port), serve)
+    return serve_processes(processes, listening_sockets(args.host, args.port, processes), serve)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:

@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 T = TypeVar("T")
@@ -32,18 +37,96 @@ def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
     cur.close()
 
 
+class _LockedSQLiteConnection(sqlite3.Connection):
+    """A SQLite connection whose transactions also hold an exclusive ``flock`` on a file beside
+    the database (``lock_path``), taken before ``BEGIN IMMEDIATE`` and let go after COMMIT or
+    ROLLBACK.
+
+    SQLite makes a second writer wait by sleeping and retrying (1, 2, 5 ... 100 ms between
+    tries), so with several processes on one database (``serve --processes N``, a command run
+    beside the server) a waiting writer sleeps on long after the lock is free, and waiters are
+    not served in any order. The kernel wakes a process blocked on ``flock`` as soon as the
+    holder lets go.
+    """
+
+    lock_path = ""
+    _fd: int | None = None
+    _held = False
+
+    def lock_for_write(self) -> None:
+        if _LOCK_HOLDERS.get(self.lock_path) == threading.get_ident():
+            # Blocking would wait on this very thread forever (SQLite itself would time out).
+            raise sqlite3.OperationalError("database is locked: this thread already has a transaction open")
+        if self._fd is None:
+            self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        _LOCK_HOLDERS[self.lock_path] = threading.get_ident()
+        self._held = True
+
+    def unlock_unless_in_transaction(self) -> None:
+        if self._held and not self.in_transaction:
+            self._held = False
+            _LOCK_HOLDERS.pop(self.lock_path, None)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)  # type: ignore[arg-type]
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.unlock_unless_in_transaction()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.unlock_unless_in_transaction()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self._held:
+                self._held = False
+                _LOCK_HOLDERS.pop(self.lock_path, None)
+            if self._fd is not None:
+                os.close(self._fd)  # lets go of the flock too
+                self._fd = None
+
+
+# lock file -> the thread of this process that holds it (one at most: flocks taken through
+# different descriptors exclude each other within a process too).
+_LOCK_HOLDERS: dict[str, int] = {}
+
+
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        connect_args: dict[str, object] = {"check_same_thread": False, "timeout": 30}
+        if parsed.database and parsed.database != ":memory:" and not parsed.query.get("uri"):
+            lock_path = str(Path(parsed.database).resolve()) + "-writer.lock"
+            connect_args["factory"] = type("LockedSQLiteConnection", (_LockedSQLiteConnection,),
+                                           {"lock_path": lock_path})
+        engine = create_engine(url, connect_args=connect_args)
         event.listen(engine, "connect", _sqlite_pragmas)
+
         # SQLite's deferred BEGIN lets two writers deadlock on upgrade; take the write lock up front.
         @event.listens_for(engine, "begin")
-        def _begin_immediate(conn: object) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")  # type: ignore[attr-defined]
+        def _begin_immediate(conn: Connection) -> None:
+            dbapi_conn = conn.connection.dbapi_connection
+            if isinstance(dbapi_conn, _LockedSQLiteConnection):
+                try:
+                    dbapi_conn.lock_for_write()
+                except sqlite3.OperationalError as error:
+                    raise OperationalError("BEGIN IMMEDIATE", None, error) from error
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                if isinstance(dbapi_conn, _LockedSQLiteConnection):
+                    dbapi_conn.unlock_unless_in_transaction()
+                raise
 
         @event.listens_for(engine, "connect")
         def _no_pysqlite_begin(dbapi_conn: object, _record: object) -> None:

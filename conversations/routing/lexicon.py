@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 from config.settings import ConfigError
-from conversations.routing.normalise import is_arabic, remember, tokenize
+from conversations.routing.normalise import MEMO_MAX_ENTRIES, is_arabic, remember, tokenize
 
 ROUTING_DIR = Path(__file__).resolve().parents[2] / "config" / "routing"
 LEXICON_DIR = ROUTING_DIR / "lexicon"
@@ -326,6 +326,9 @@ class CompiledLexicon:
                     self.fuzzy.setdefault(variant, set()).add(key)
         self._cache: dict[str, _Plan] = {}
         self._skeleton_cache: dict[str, _Plan] = {}
+        # Tokens with the same keys share one plan: every number is {NUMBER}, and most new words
+        # (names, typos) match nothing or one word; a plan per token cost about 1 KB each.
+        self._plans: dict[frozenset[str], _Plan] = {}
 
     def keys_for(self, token: str) -> frozenset[str]:
         """Every lexicon key the token satisfies (exact, stem or number), clitics considered."""
@@ -365,9 +368,17 @@ class CompiledLexicon:
         return frozenset(found)
 
     def _plan(self, keys: frozenset[str]) -> _Plan:
-        # Plans are kept for many tokens: they share what they can, to stay small.
         if not keys:
             return _NO_PLAN
+        plan = self._plans.get(keys)
+        if plan is None:
+            plan = self._plans[keys] = self._new_plan(keys)
+            if len(self._plans) > MEMO_MAX_ENTRIES:
+                self._plans.clear()
+        return plan
+
+    def _new_plan(self, keys: frozenset[str]) -> _Plan:
+        # Plans are kept for many tokens: they share what they can, to stay small.
         # In a fixed order (the most specific key first), not the set's: the first single word
         # names the match, and its name counts repeats, so routing never depends on the hash seed.
         ordered = sorted(keys, key=lambda k: (-len(k), k))

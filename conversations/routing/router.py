@@ -18,6 +18,7 @@ Below ``[routing] threshold`` the message goes to human triage (category ``None`
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -237,6 +238,10 @@ class Router:
         self.places = PlaceMatcher(spellings, weak, stop)
         self.model_weight = float(routing.get("model_weight", 2.0))
         self.model = ExampleModel(examples, config.categories)
+        # Routing is a function of the text: the ingest routes a message before its transaction
+        # (see ``conversations.ingest``) and the dialogue's own call finds the answer here; a storm
+        # of one forwarded text is routed once.
+        self._memo = functools.lru_cache(maxsize=1024)(self._route)
 
     @classmethod
     def from_config(cls, config: GatewayConfig, examples: Sequence[Mapping[str, Any]] = ()) -> "Router":
@@ -381,7 +386,9 @@ class Router:
         comes early, and this keeps the cost of very long e-mails bounded. ``channel`` is accepted
         for future per-channel rules and does not change the routing today.
         """
-        text = (text or "")[: self.max_chars]
+        return self._memo((text or "")[: self.max_chars], category_hint)
+
+    def _route(self, text: str, category_hint: str | None) -> RoutingResult:
         words = split_words(text)
         scores, reasons, _tokens, _surfaces, language = self._scores(text, words)
         place_tokens, place_surfaces = tokenize_words(words, squeeze=False)

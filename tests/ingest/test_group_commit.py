@@ -87,10 +87,10 @@ async def test_a_failing_message_costs_the_others_nothing(db_url, make_gateway, 
     sizes = spy_batches(monkeypatch)
     real = ingest_module._ingest_one
 
-    def failing(core: Any, session: Any, message: InboundMessage, dialogue: Any) -> Any:
+    def failing(core: Any, session: Any, message: InboundMessage, dialogue: Any, detected: Any) -> Any:
         if message.text == "boom":
             raise RuntimeError("dialogue bug")
-        return real(core, session, message, dialogue)
+        return real(core, session, message, dialogue, detected)
 
     monkeypatch.setattr(ingest_module, "_ingest_one", failing)
     burst = [inbound(i) for i in range(10)]

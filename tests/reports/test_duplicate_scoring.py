@@ -54,24 +54,34 @@ def test_normalise_beyond_the_scanned_planes() -> None:
 def test_cached_features_are_the_text_features() -> None:
     for text in ("Pas d'eau au robinet", "Fuite devant l'école", "", "Pas d'eau au robinet"):
         words, grams = _features(normalise(text))
-        assert _features_of(text) == (words, grams, len(words), len(grams))
+        cached_words, cached_grams, n_words, n_grams = _features_of(text)
+        assert (frozenset(cached_words), frozenset(cached_grams), n_words, n_grams) == \
+            (words, grams, len(words), len(grams))
+        assert len(cached_words) == n_words and len(cached_grams) == n_grams  # no repeats
 
 
 def test_the_cache_is_bounded_by_its_elements(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(duplicates, "_cache", {})
     monkeypatch.setattr(duplicates, "_cache_elements", 0)
+    monkeypatch.setattr(duplicates, "_refused", 0)
+    monkeypatch.setattr(duplicates, "_ADMIT", 4)
     size = sum(len(part) for part in _features(normalise("texte 0")))
     monkeypatch.setattr(duplicates, "_CACHE_BUDGET", 3 * size)
-    for letter in "abcdefghij":
+    for letter in "hij":
         _features_of(f"texte {letter}")
     assert list(duplicates._cache) == ["texte h", "texte i", "texte j"]
     _features_of("texte h")  # used again: now the last to go
-    _features_of("texte k")
-    assert list(duplicates._cache) == ["texte j", "texte h", "texte k"]
+    # Full: of the new texts only one in _ADMIT gets in, in place of the least recently used.
+    for letter in "klmn":
+        cached_words, cached_grams, _, _ = _features_of(f"texte {letter}")
+        assert (frozenset(cached_words), frozenset(cached_grams)) == _features(normalise(f"texte {letter}"))
+    assert list(duplicates._cache) == ["texte j", "texte h", "texte n"]
     assert duplicates._cache_elements == 3 * size
-    # A text longer than the whole budget is still scored; it only evicts what it must.
+    # A text longer than the whole budget is still scored; admitted, it evicts only what it must.
     long = " ".join(f"mot{i}" for i in range(2000))
-    assert _features_of(long)[:2] == _features(normalise(long))
+    for _ in range(4):
+        cached_words, cached_grams, _, _ = _features_of(long)
+        assert (frozenset(cached_words), frozenset(cached_grams)) == _features(normalise(long))
     assert list(duplicates._cache) == [long]
 
 

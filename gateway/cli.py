@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--processes", type=int, default=1, metavar="N",
-                       help="server processes sharing the port (default 1; more for PostgreSQL under load)")
+                       help="server processes sharing the port (default 1; as many as cores under load)")
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run a delivery worker on Redis/RQ (needs GATEWAY_REDIS_URL)")

@@ -1,7 +1,9 @@
-"""``gateway serve --processes N``: several server processes sharing one listening socket.
+"""``gateway serve --processes N``: several server processes on one port.
 
 One Python process runs one core at most (the GIL), and a webhook's work is mostly Python: on
-PostgreSQL, N processes take N times the load. The parent binds the socket, forks the servers
+PostgreSQL, N processes take N times the load; on SQLite their writes take turns (see
+``store.db``) while the rest of their work runs side by side. The parent binds the sockets (one
+per server with ``SO_REUSEPORT``), forks the servers
 before anything opens a database connection or starts a thread, restarts a server that dies,
 and passes SIGTERM/SIGINT on for a graceful shutdown. Each server delivers what it queues (claims
 are atomic, so they never send a message twice); only the first runs the other background

@@ -265,6 +265,13 @@ def _recent_open(ctx: DialogueContext) -> Complaint | None:
     return None
 
 
+def chat_complaint_text(inbound: InboundMessage) -> str | None:
+    """The text :func:`chat_dialogue` opens a complaint with, should it open one for a text
+    message (None when it certainly will not: a reference, nothing written)."""
+    text = inbound.text.strip()
+    return None if not text or refs.looks_like_reference(text) or _is_unreadable(text) else text
+
+
 def _text(ctx: DialogueContext, notes: list[str] | None = None) -> None:
     text = ctx.inbound.text.strip()
     if not text:

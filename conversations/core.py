@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from config.loader import GatewayConfig
 from config.settings import Settings
-from conversations.chat_dialogue import chat_dialogue
+from conversations.chat_dialogue import chat_complaint_text, chat_dialogue
 from conversations.clock import Clock
 from conversations.dialogue import complaint_text, text_dialogue
 from conversations.email_dialogue import email_dialogue
@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 DIALOGUES: dict[str, Dialogue] = {"sms": text_dialogue, "ivr": voice_dialogue, "telegram": chat_dialogue,
                                    "email": email_dialogue}
 # The text a channel's dialogue would open a complaint with (see ``Core.prepare``).
-COMPLAINT_TEXTS: dict[str, Callable[[InboundMessage], str | None]] = {"sms": complaint_text}
+COMPLAINT_TEXTS: dict[str, Callable[[InboundMessage], str | None]] = {"sms": complaint_text,
+                                                                       "telegram": chat_complaint_text}
 
 
 class RouterProtocol(Protocol):

@@ -4,8 +4,10 @@ spent by all of them."""
 from __future__ import annotations
 
 import functools
+from datetime import datetime, timezone
 from typing import Any
 
+from conversations.messages import InboundMessage
 from store import db as store_db
 from tests.ingest.test_group_commit import inbound
 
@@ -51,3 +53,19 @@ def test_the_router_answers_a_text_from_memory(make_gateway, sqlite_url) -> None
     text = "Les ordures ne sont pas ramassées depuis une semaine à Blida"
     assert router.route(text) is router.route(text, channel="sms")
     assert router.route(text, category_hint="water") is not router.route(text)
+
+
+def test_telegram_text_is_routed_before_the_transaction(sqlite_url, make_gateway, monkeypatch) -> None:
+    gw = make_gateway(sqlite_url)
+    calls = spy_routing(gw, monkeypatch)
+
+    def telegram(text: str, kind: str = "text") -> InboundMessage:
+        return InboundMessage(channel="telegram", provider_message_id="1", sender="telegram:42",
+                              service_address="bot", text=text, kind=kind,
+                              received_at=datetime.now(timezone.utc))
+
+    assert gw.core.prepare(telegram("Fuite d'eau devant l'école à Blida")) == "fr"
+    gw.core.prepare(telegram("1498-8241-3"))  # a reference: its status is asked
+    gw.core.prepare(telegram("   "))
+    gw.core.prepare(telegram("start", kind="command"))
+    assert calls == [("Fuite d'eau devant l'école à Blida", False)]

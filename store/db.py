@@ -65,9 +65,12 @@ class _LockedSQLiteConnection(sqlite3.Connection):
 
     def unlock_unless_in_transaction(self) -> None:
         if self._held and not self.in_transaction:
-            self._held = False
-            _LOCK_HOLDERS.pop(self.lock_path, None)
+            self._forget_lock()
             fcntl.flock(self._fd, fcntl.LOCK_UN)  # type: ignore[arg-type]
+
+    def _forget_lock(self) -> None:
+        self._held = False
+        _LOCK_HOLDERS.pop(self.lock_path, None)
 
     def commit(self) -> None:
         try:
@@ -86,8 +89,7 @@ class _LockedSQLiteConnection(sqlite3.Connection):
             super().close()
         finally:
             if self._held:
-                self._held = False
-                _LOCK_HOLDERS.pop(self.lock_path, None)
+                self._forget_lock()
             if self._fd is not None:
                 os.close(self._fd)  # lets go of the flock too
                 self._fd = None
@@ -115,17 +117,18 @@ def make_engine(url: str) -> Engine:
         # SQLite's deferred BEGIN lets two writers deadlock on upgrade; take the write lock up front.
         @event.listens_for(engine, "begin")
         def _begin_immediate(conn: Connection) -> None:
-            dbapi_conn = conn.connection.dbapi_connection
-            if isinstance(dbapi_conn, _LockedSQLiteConnection):
-                try:
-                    dbapi_conn.lock_for_write()
-                except sqlite3.OperationalError as error:
-                    raise OperationalError("BEGIN IMMEDIATE", None, error) from error
+            locked = conn.connection.dbapi_connection
+            if not isinstance(locked, _LockedSQLiteConnection):  # in memory, or a URI: no lock file
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            try:
+                locked.lock_for_write()
+            except sqlite3.OperationalError as error:
+                raise OperationalError("BEGIN IMMEDIATE", None, error) from error
             try:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             except BaseException:
-                if isinstance(dbapi_conn, _LockedSQLiteConnection):
-                    dbapi_conn.unlock_unless_in_transaction()
+                locked.unlock_unless_in_transaction()
                 raise
 
         @event.listens_for(engine, "connect")

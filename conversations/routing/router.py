@@ -239,8 +239,8 @@ class Router:
         self.model_weight = float(routing.get("model_weight", 2.0))
         self.model = ExampleModel(examples, config.categories)
         # Routing is a function of the text: the ingest routes a message before its transaction
-        # (see ``conversations.ingest``) and the dialogue's own call finds the answer here; a storm
-        # of one forwarded text is routed once.
+        # (``Core.prepare``) and the dialogue's own call finds the answer here; a storm of one
+        # forwarded text is routed once.
         self._memo = functools.lru_cache(maxsize=1024)(self._route)
 
     @classmethod

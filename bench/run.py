@@ -428,7 +428,8 @@ def _row(r: PhaseReport) -> list[str]:
     return [r.mode, r.phase, str(r.sent), str(r.acked), str(r.errors), f"{r.ack_per_s:.0f}", _fmt(r.ack_p50_ms),
             _fmt(r.ack_p95_ms), _fmt(r.ack_p99_ms), _fmt(r.e2e_p50_ms), _fmt(r.e2e_p99_ms),
             _fmt(r.delivered_per_s, 0), _fmt(r.drain_s, 2), f"{r.cpu_s:.1f}", _fmt(r.cpu_ms_per_msg, 2),
-            f"{r.peak_rss_mb:.0f}" + (f" ({r.peak_rss_one_mb:.0f})" if r.mode == "postgres-redis" else ""),
+            f"{r.peak_rss_mb:.0f}" + (f" ({r.peak_rss_one_mb:.0f})"
+                                      if round(r.peak_rss_one_mb) < round(r.peak_rss_mb) else ""),
             r.ledger]
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 from config.loader import GatewayConfig
 from conversations import reference as refs
+from conversations import text_features
 from conversations.deadlines import due_dates
 from store import fast
 from store.models import Complaint, ComplaintEvent
@@ -27,6 +29,12 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "rejected": frozenset({"new", "assigned", "in_progress"}),
 }
 REOPEN_FROM = frozenset({"answered", "closed", "rejected"})
+
+
+@event.listens_for(Complaint.text, "set")
+def _features_follow_the_text(complaint: Complaint, text: str | None, _old: Any, _initiator: Any) -> None:
+    """A complaint's stored features always describe its text (and keep nothing of an erased one)."""
+    complaint.text_features = text_features.encode(text or "")
 
 
 class TransitionError(ValueError):
@@ -75,6 +83,7 @@ def create_complaint(
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")
     ack_due, answer_due = due_dates(now, config.deadlines, kind, administration)
     status = "assigned" if administration else "new"
+    features = text_features.encode(text)
     for _ in range(20):
         # A random reference, written unless another complaint has it (then the next draw).
         complaint = fast.new_unless_taken(
@@ -84,7 +93,7 @@ def create_complaint(
             created_by=created_by, consent_sms=consent_sms, anonymous=anonymous,
             routing_confidence=confidence, routing_reasons=list(reasons), received_at=now, updated_at=now,
             ack_due_at=ack_due, answer_due_at=answer_due, assigned_at=now if administration else None,
-            extra=extra or {},
+            extra=extra or {}, text_features=features,
         )
         if complaint is not None:
             break

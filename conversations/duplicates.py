@@ -3,18 +3,16 @@
 The database narrows the candidates (same category and place, open, received within the
 window, newest first, limited); Python compares the texts: the larger of the Jaccard index of
 the normalised word sets and that of the character trigrams (robust to spelling variants and
-Arabic/Latin word endings). A score at or above the threshold flags ``probable_duplicate_of_id``
-with an event for the officer, who may then link it (:func:`link_duplicate`).
+Arabic/Latin word endings), from the features stored with each complaint
+(:mod:`conversations.text_features`). A score at or above the threshold flags
+``probable_duplicate_of_id`` with an event for the officer, who may then link it
+(:func:`link_duplicate`).
 
 ``[duplicates]`` in the configuration: ``enabled`` (true), ``threshold`` (0.5), ``window_days``
 (30), ``max_candidates`` (200).
 """
 from __future__ import annotations
 
-import re
-import sys
-import threading
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -26,25 +24,10 @@ from sqlalchemy import update as sa_update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
+from conversations import text_features
 from conversations.complaints import OPEN_STATUSES, add_event
+from conversations.text_features import Hashed
 from store.models import Complaint
-
-_ARABIC = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ة": "ه", "ى": "ي", "ؤ": "و", "ئ": "ي",
-                         "ـ": None, "٠": "0", "١": "1", "٢": "2", "٣": "3", "٤": "4", "٥": "5", "٦": "6",
-                         "٧": "7", "٨": "8", "٩": "9"})
-_NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
-# One pass for both steps of normalise: combining marks dropped, Arabic variants unified (no
-# combining mark is a key or a value of _ARABIC, so the order of the two steps does not matter).
-# The marks are looked up in planes 0 and 1, where Unicode has put every one so far; a text with
-# a character beyond them takes the character-by-character way, so the result never depends on it.
-_SCANNED = 0x20000
-_STRIP_AND_UNIFY: dict[int, Any] = {i: None for i in range(_SCANNED) if unicodedata.combining(chr(i))}
-_STRIP_AND_UNIFY.update(_ARABIC)
-_BEYOND_SCANNED = re.compile("[\U00020000-\U0010ffff]")
-STOPWORDS = frozenset(
-    "a an and the of in on at to for is are was it this that there my our we i de du des la le les un une et "
-    "au aux en dans pour par sur est sont il elle nous je mon ma mes notre nos ce cette qui que pas ne plus "
-    "depuis avec في من على الى إلى عن و ان أن هذا هذه لا ما مع عند منذ".split())
 
 
 @dataclass(frozen=True)
@@ -60,98 +43,6 @@ class DuplicateSettings:
         return cls(enabled=bool(table.get("enabled", True)), threshold=float(table.get("threshold", 0.5)),
                    window=timedelta(days=float(table.get("window_days", 30))),
                    max_candidates=int(table.get("max_candidates", 200)))
-
-
-def normalise(text: str) -> str:
-    """Lower case, no accents or Arabic diacritics, unified Arabic letter variants, words only."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    if decomposed.isascii():  # no combining mark, nothing in _ARABIC
-        stripped = decomposed
-    elif _BEYOND_SCANNED.search(decomposed) is None:
-        stripped = decomposed.translate(_STRIP_AND_UNIFY)
-    else:
-        stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).translate(_ARABIC)
-    return " ".join(_NON_WORD.sub(" ", stripped).replace("_", " ").split())
-
-
-def tokens(text: str) -> frozenset[str]:
-    return _features(normalise(text))[0]
-
-
-def trigrams(text: str) -> frozenset[str]:
-    return _features(normalise(text))[1]
-
-
-Features = tuple[frozenset[str], frozenset[str]]
-
-
-def _features(normalised: str) -> Features:
-    words = [w for w in normalised.split() if w not in STOPWORDS]
-    padded = f" {' '.join(words)} "
-    # Interned: texts share most of their trigrams, so cached sets point at one copy of each.
-    return (frozenset(w for w in words if len(w) > 1),
-            frozenset(map(sys.intern, [padded[i:i + 3] for i in range(max(len(padded) - 2, 0))])))
-
-
-# Features by text, computed once per process: the texts compared are mostly the same few hundred
-# recent complaints of a place (and, in a storm, many identical messages), so a text's features
-# are looked up, not recomputed (about 0.1 ms each). Keyed by the text itself, an edited or erased
-# complaint is never compared by its old features. Least recently used entries go first once the
-# cache holds more than _CACHE_BUDGET words and trigrams: about 6,500 SMS-sized texts, 20 MB
-# (measured: 13 bytes an element, keys and strings included). They are kept as tuples of interned
-# strings; as frozensets they took about five times as much (a set's table is sparse).
-_CACHE_BUDGET = 1_500_000
-_Entry = tuple[tuple[str, ...], tuple[str, ...], int, int]
-_cache: dict[str, _Entry] = {}
-_cache_elements = 0
-_cache_lock = threading.Lock()
-_ADMIT = 8
-_refused = 0
-
-
-def _features_of(text: str) -> _Entry:
-    """A text's features and their sizes, from the cache when it has them."""
-    global _cache_elements, _refused
-    with _cache_lock:
-        entry = _cache.pop(text, None)
-        if entry is not None:
-            _cache[text] = entry  # now the most recently used
-            return entry
-    words, grams = _features(normalise(text))
-    entry = (tuple(map(sys.intern, words)), tuple(grams), len(words), len(grams))
-    with _cache_lock:
-        if text in _cache:  # another thread computed it meanwhile
-            return entry
-        if _cache_elements + entry[2] + entry[3] > _CACHE_BUDGET:
-            # Full: comparing each new complaint with the 200 newest of its category and place
-            # reads the same texts over and over, and once they outnumber the cache, plain LRU
-            # would evict every text just before its next use (no hit at all). Admitting only
-            # one new text in _ADMIT keeps most of what is cached, so a share of them still hits.
-            _refused += 1
-            if _refused % _ADMIT:
-                return entry
-        _cache[text] = entry
-        _cache_elements += entry[2] + entry[3]
-        while len(_cache) > 1 and _cache_elements > _CACHE_BUDGET:
-            evicted = _cache.pop(next(iter(_cache)))
-            _cache_elements -= evicted[2] + evicted[3]
-    return entry
-
-
-def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
-    if not a or not b:
-        return 0.0
-    common = len(a & b)
-    return common / (len(a) + len(b) - common)
-
-
-def _score(a: Features, b: Features) -> float:
-    return max(jaccard(a[0], b[0]), jaccard(a[1], b[1]))
-
-
-def similarity(a: str, b: str) -> float:
-    """0..1: the larger of the word-set and the character-trigram Jaccard indices."""
-    return _score(_features(normalise(a)), _features(normalise(b)))
 
 
 _complaints = Complaint.__table__  # type: ignore[attr-defined]
@@ -181,7 +72,7 @@ def _candidates(max_candidates: int, other_than_one: bool) -> Any:
         if other_than_one:
             where.append(c.id != bindparam("me"))
         stmt = _CANDIDATES[(max_candidates, other_than_one)] = (
-            sa_select(c.id, c.reference, c.text).where(*where)
+            sa_select(c.id, c.reference, c.text, c.text_features).where(*where)
             .order_by(c.received_at.desc()).limit(max_candidates))
     return stmt
 
@@ -196,17 +87,26 @@ def find_probable_duplicate(session: Session, complaint: Complaint, now: datetim
     if complaint.id is not None:
         params["me"] = complaint.id
     candidates = session.execute(_candidates(settings.max_candidates, complaint.id is not None), params).all()
-    # Cached: the text is one of the next complaints' candidates.
-    return _best_match(_features_of(complaint.text), candidates, settings.threshold)
+    mine = text_features.of(complaint.text_features, complaint.text)
+    return _best_match(mine, candidates, settings.threshold)
 
 
-def _best_match(mine: _Entry, candidates: Any, threshold: float) -> ProbableDuplicate | None:
-    """The first of the most similar ``(id, reference, text)`` candidates scoring at least ``threshold``:
-    the score is :func:`similarity`'s, from the cached features."""
-    words, grams, n_words, n_grams = frozenset(mine[0]), frozenset(mine[1]), mine[2], mine[3]
+def _best_match(mine: Hashed, candidates: Any, threshold: float) -> ProbableDuplicate | None:
+    """The first of the most similar ``(id, reference, text, text_features)`` candidates scoring at
+    least ``threshold``: the score is :func:`~conversations.text_features.similarity`'s, from the
+    stored features where they hold the candidate's text."""
+    words, grams = frozenset(mine.words), frozenset(mine.grams)
+    n_words, n_grams = len(words), len(grams)
     best: ProbableDuplicate | None = None
-    for candidate_id, reference, candidate_text in candidates:
-        their_words, their_grams, n_their_words, n_their_grams = _features_of(candidate_text or "")
+    for candidate_id, reference, candidate_text, stored in candidates:
+        text = candidate_text or ""
+        theirs: Hashed | None = None
+        found = text_features.sizes(stored, text)
+        if found is None:
+            theirs = text_features.hashed(text)
+            n_their_words, n_their_grams = len(theirs.words), len(theirs.grams)
+        else:
+            n_their_words, n_their_grams = found
         # Each Jaccard index is at most the ratio of the set sizes (the same float when the smaller
         # set is inside the larger): candidates that cannot pass the threshold or beat the best so
         # far are not compared, which changes no result.
@@ -221,13 +121,15 @@ def _best_match(mine: _Entry, candidates: Any, threshold: float) -> ProbableDupl
         bound = bound_words if bound_words >= bound_grams else bound_grams
         if bound < threshold or (best is not None and bound <= best.score):
             continue
+        if theirs is None:
+            theirs = text_features.decode(stored, n_their_words)
         if bound_words:
-            common = len(words.intersection(their_words))
+            common = len(words.intersection(theirs.words))
             score = common / (n_words + n_their_words - common)
         else:
             score = 0.0
         if bound_grams > score:  # else the trigram index cannot be the larger one
-            common = len(grams.intersection(their_grams))
+            common = len(grams.intersection(theirs.grams))
             score = max(score, common / (n_grams + n_their_grams - common))
         if score >= threshold and (best is None or score > best.score):
             best = ProbableDuplicate(candidate_id, reference, score)

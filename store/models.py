@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Index, Integer, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from store.types import UTCDateTime, utcnow
@@ -108,6 +108,9 @@ class Complaint(SQLModel, table=True):
     duplicate_of_id: int | None = Field(default=None, sa_type=BigID)
     probable_duplicate_of_id: int | None = Field(default=None, sa_type=BigID)
     extra: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    # The text's duplicate-detection features (conversations.text_features), kept with it; hashes
+    # of the text, so left out of model_dump (exports, JSON): the text itself is there.
+    text_features: bytes | None = Field(default=None, sa_type=LargeBinary, exclude=True)
 
 
 class ComplaintEvent(SQLModel, table=True):

@@ -12,7 +12,8 @@ from config.loader import Deadlines
 from conversations.actions import dispatch_action
 from conversations.clock import Clock
 from conversations.deadlines import add_days, due_dates
-from conversations.duplicates import link_duplicate, similarity
+from conversations.duplicates import link_duplicate
+from conversations.text_features import similarity
 from conversations.ingest import ingest_sync
 from conversations.messages import InboundMessage
 from conversations.scheduler import run_once

@@ -5,11 +5,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from conversations import reference as refs
 from conversations.clock import FixedClock
+from conversations import text_features
 from conversations.complaints import change_status
-from conversations.duplicates import LinkError, link_duplicate, similarity
+from conversations.privacy import ERASED, erase_citizen
+from conversations.duplicates import LinkError, link_duplicate
+from conversations.text_features import similarity
 from gateway.users import create_user
 from store.models import Complaint
 from tests.clocks.helpers import T0, complaint, events, new_complaint
@@ -48,6 +52,31 @@ def test_flagged_only_when_same_category_place_open_and_recent(db_url: str, make
         change_status(s, s.get(Complaint, dup), "answered", actor="officer:1", now=T0 + timedelta(days=3))
     after_close = new_complaint(gw, text=NO_WATER, at=T0 + timedelta(days=4))
     assert complaint(gw, after_close).probable_duplicate_of_id not in (original, dup)
+
+
+def test_stored_features_follow_the_text(db_url: str, make_gateway: Any) -> None:
+    """Written with the complaint, rewritten when the ORM changes its text (an edit, an erasure),
+    and ignored, not trusted, when the text was changed by SQL."""
+    gw = make_gateway(db_url, clock=FixedClock(T0))
+    cid = new_complaint(gw, text=NO_WATER, urn="tel:+212600000001")
+    assert text_features.sizes(complaint(gw, cid).text_features, NO_WATER) is not None
+    with gw.db.session() as s:
+        s.get(Complaint, cid).text = NO_WATER_AGAIN  # type: ignore[union-attr]
+    assert text_features.sizes(complaint(gw, cid).text_features, NO_WATER_AGAIN) is not None
+    with gw.db.session() as s:
+        erase_citizen(s, "tel:+212600000001", now=T0, actor="user:dpo")
+    erased = complaint(gw, cid)
+    assert erased.text == ERASED and erased.text_features == text_features.encode(ERASED)
+
+    leak = "Fuite d'eau énorme rue Larbi Ben M'hidi, la chaussée est inondée"
+    stale = new_complaint(gw, text=NO_WATER, urn="tel:+212600000002", at=T0 + timedelta(hours=1))
+    with gw.db.session() as s:
+        s.execute(update(Complaint).where(Complaint.id == stale).values(text=leak))  # type: ignore[arg-type]
+    assert text_features.sizes(complaint(gw, stale).text_features, leak) is None
+    again = new_complaint(gw, text=leak + " !", urn="tel:+212600000003", at=T0 + timedelta(hours=2))
+    assert complaint(gw, again).probable_duplicate_of_id == stale  # scored from its text
+    not_water = new_complaint(gw, text=NO_WATER, urn="tel:+212600000004", at=T0 + timedelta(hours=3))
+    assert complaint(gw, not_water).probable_duplicate_of_id is None
 
 
 def test_link_rules(db_url: str, make_gateway: Any) -> None:

@@ -6,8 +6,8 @@ A fresh database is created on 127.0.0.1:5432 (``BENCH_PG_ADMIN_URL``), migrated
 indexes of ``0002_bench_indexes``) and dropped afterwards. Complaints are generated with
 realistic distributions (administrations and categories from the default configuration,
 places weighted towards big cities, statuses by age, two years of dates weighted towards
-recent ones, texts from the routing dev set) and loaded with COPY, the secondary indexes being
-dropped during the load and rebuilt after it. At each size it times, through the gateway's
+recent ones, texts from the routing dev set with their stored duplicate-detection features)
+and loaded with COPY, the secondary indexes being dropped during the load and rebuilt after it. At each size it times, through the gateway's
 own code paths (SQLAlchemy):
 
 - lookup by reference (``conversations.complaints.find_by_reference``), p50/p99;
@@ -36,6 +36,7 @@ from bench.common import load_texts, percentile
 from bench.run import fresh_pg_database, machine
 from config.loader import load_config
 from conversations import reference as refs
+from conversations import text_features
 from conversations.complaints import OPEN_STATUSES, find_by_reference
 from store.db import normalise_url
 from store.models import Complaint
@@ -43,7 +44,7 @@ from store.models import Complaint
 COLUMNS = ("reference", "kind", "text", "category", "administration", "place", "status", "language", "channel",
            "anonymous", "consent_sms", "routing_confidence", "routing_reasons", "received_at", "updated_at",
            "ack_due_at", "answer_due_at", "assigned_at", "acknowledged_at", "answered_at", "closed_at", "overdue",
-           "rejected_reason", "reopened_count", "transfer_count", "satisfaction", "extra")
+           "rejected_reason", "reopened_count", "transfer_count", "satisfaction", "extra", "text_features")
 CHANNELS = (("sms", 45), ("phone", 20), ("telegram", 15), ("email", 10), ("walk_in", 6), ("register", 4))
 KINDS = (("complaint", 85), ("observation", 10), ("suggestion", 5))
 LANGUAGES = (("ar", 50), ("fr", 35), ("en", 10), ("tzm", 5))
@@ -103,6 +104,7 @@ class Generator:
         self.places = places
         self.place_weights = [1 / (i + 1) ** 0.8 for i in range(len(places))]
         self.texts = load_texts()
+        self.features = {t: text_features.encode(t) for t in self.texts}  # as the gateway stores them
         self.seen: set[str] = set()
 
     def _pick(self, pairs: Sequence[tuple[str, int]]) -> str:
@@ -149,14 +151,15 @@ class Generator:
         closed = (answered or after(30)) if status in ("closed", "rejected") else None
         overdue = status in OPEN_STATUSES and self.now > answer_due
         updated = max(t for t in (received, acknowledged, answered, closed) if t is not None)
+        reference, kind, written = self.reference(), self._pick(KINDS), rng.choice(self.texts)
         return (
-            self.reference(), self._pick(KINDS), rng.choice(self.texts), category, administration, place, status,
+            reference, kind, written, category, administration, place, status,
             self._pick(LANGUAGES), self._pick(CHANNELS), False, True,
             None if triage else round(rng.uniform(0.5, 1.0), 2), "[]", received, updated, ack_due, answer_due,
             received if administration else None, acknowledged, answered, closed, overdue,
             "not admissible" if status == "rejected" else None, 1 if rng.random() < 0.03 else 0,
             1 if rng.random() < 0.05 else 0, rng.randint(1, 5) if status == "closed" and rng.random() < 0.4 else None,
-            "{}",
+            "{}", self.features[written],
         )
 
 

@@ -48,11 +48,12 @@ def add_event(session: Session, complaint: Complaint, actor: str, type_: str, *,
                     from_status=from_status, to_status=to_status, data=data or {})
 
 
-def _event_row(complaint_id: int, actor: str, type_: str, *, at: datetime, from_status: str | None = None,
+def _event_row(actor: str, type_: str, *, at: datetime, from_status: str | None = None,
                to_status: str | None = None, data: dict[str, Any] | None = None) -> dict[str, Any]:
-    """An event row for callers that need no ORM object back (Core INSERT)."""
-    return dict(complaint_id=complaint_id, at=at, actor=actor, type=type_, from_status=from_status,
-                to_status=to_status, note=None, data=data or {})
+    """An event row for callers that need no ORM object back (Core INSERT; the complaint's id is
+    added by the insert)."""
+    return dict(at=at, actor=actor, type=type_, from_status=from_status, to_status=to_status, note=None,
+                data=data or {})
 
 
 def create_complaint(
@@ -84,29 +85,29 @@ def create_complaint(
     ack_due, answer_due = due_dates(now, config.deadlines, kind, administration)
     status = "assigned" if administration else "new"
     features = text_features.encode(text)
+    events = [_event_row(actor, "created", at=now, to_status="new", data={"channel": channel, "kind": kind})]
+    if administration:
+        events.append(_event_row(actor if created_by else "router", "routed", at=now,
+                                 from_status="new", to_status="assigned",
+                                 data={"category": category, "administration": administration, "place": place,
+                                       "confidence": confidence, "reasons": list(reasons)}))
     for _ in range(20):
-        # A random reference, written unless another complaint has it (then the next draw).
-        complaint = fast.new_unless_taken(
-            session, Complaint, ("reference",), reference=refs.generate(), kind=kind, text=text,
-            category=category, administration=administration, place=place, status=status, language=language,
-            channel=channel, contact_id=contact_id, identity_id=identity_id, conversation_id=conversation_id,
-            created_by=created_by, consent_sms=consent_sms, anonymous=anonymous,
-            routing_confidence=confidence, routing_reasons=list(reasons), received_at=now, updated_at=now,
-            ack_due_at=ack_due, answer_due_at=answer_due, assigned_at=now if administration else None,
-            extra=extra or {}, text_features=features,
-        )
+        # A random reference, written with the first events unless another complaint has it
+        # (then the next draw).
+        complaint = fast.new_with_children_unless_taken(
+            session, Complaint, ("reference",), dict(
+                reference=refs.generate(), kind=kind, text=text, category=category, administration=administration,
+                place=place, status=status, language=language, channel=channel, contact_id=contact_id,
+                identity_id=identity_id, conversation_id=conversation_id, created_by=created_by,
+                consent_sms=consent_sms, anonymous=anonymous, routing_confidence=confidence,
+                routing_reasons=list(reasons), received_at=now, updated_at=now, ack_due_at=ack_due,
+                answer_due_at=answer_due, assigned_at=now if administration else None, extra=extra or {},
+                text_features=features),
+            _events, events, link="complaint_id")
         if complaint is not None:
             break
     else:
         raise RuntimeError("could not draw a free complaint reference")
-    events = [_event_row(complaint.id, actor, "created", at=now, to_status="new",  # type: ignore[arg-type]
-                         data={"channel": channel, "kind": kind})]
-    if administration:
-        events.append(_event_row(complaint.id, actor if created_by else "router", "routed", at=now,  # type: ignore[arg-type]
-                                 from_status="new", to_status="assigned",
-                                 data={"category": category, "administration": administration, "place": place,
-                                       "confidence": confidence, "reasons": list(reasons)}))
-    fast.insert_rows(session, _events, events)  # both in one statement
     from conversations.duplicates import flag_probable_duplicate  # here: duplicates imports this module
 
     flag_probable_duplicate(session, config, complaint, now)

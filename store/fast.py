@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, bindparam, insert, select
+from sqlalchemy import Connection, Table, bindparam, insert, select, union_all
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import configure_mappers, make_transient_to_detached
 from sqlalchemy.sql import Executable
@@ -97,6 +97,29 @@ def insert_pair(session: Session, parent: Table, parent_values: dict[str, Any], 
     return int(parent_id), int(child_id)
 
 
+def insert_with_children_unless_taken(session: Session, parent: Table, parent_values: dict[str, Any],
+                                      unique: tuple[str, ...], child: Table, children: list[dict[str, Any]],
+                                      link: str) -> int | None:
+    """:func:`insert_row_unless_taken` for ``parent``, then ``children`` (rows of ``child`` giving
+    the same columns) pointing at it through ``link``; None, and nothing written, when the parent
+    is taken. PostgreSQL writes them all in one statement (a data-modifying WITH); elsewhere two."""
+    conn = session.connection()
+    prepared = None
+    if conn.dialect.name == "postgresql" and children:
+        prepared = _prepared_family(conn, parent, tuple(parent_values), unique, child,
+                                    tuple(k for k in children[0] if k != link), len(children), link)
+    if prepared is None:
+        parent_id = insert_row_unless_taken(session, parent, parent_values, unique)
+        if parent_id is not None:
+            insert_rows(session, child, [{**values, link: parent_id} for values in children])
+        return parent_id
+    values = {f"p_{k}": v for k, v in parent_values.items()}
+    for i, row in enumerate(children):
+        values.update({f"c{i}_{k}": v for k, v in row.items() if k != link})
+    found = prepared(conn, [values])[0]
+    return int(found[0]) if found is not None else None
+
+
 _Runner = Callable[[Connection, list[dict[str, Any]]], list[Any]]
 _PREPARED: dict[tuple[Any, ...], _Runner | None] = {}
 
@@ -117,6 +140,28 @@ def _prepared_insert(conn: Connection, table: Table, keys: tuple[str, ...], *, r
         stmt = _insert(table, conn.dialect, unless_taken) if returning else insert(table)
         _PREPARED[key] = _dbapi_runner(conn, stmt.compile(dialect=conn.dialect, column_keys=list(keys)), keys,
                                        returning=returning)
+    return _PREPARED[key]
+
+
+def _prepared_family(conn: Connection, parent: Table, parent_keys: tuple[str, ...], unique: tuple[str, ...],
+                     child: Table, child_keys: tuple[str, ...], count: int, link: str) -> _Runner | None:
+    """``WITH p AS (INSERT INTO parent ... ON CONFLICT DO NOTHING RETURNING id) INSERT INTO child
+    SELECT p.id, ... FROM p UNION ALL ... RETURNING child.<link>`` for ``count`` children, compiled
+    once; values named ``p_<column>`` and ``c<i>_<column>``. No row comes back when the parent is taken."""
+    key = ("family", conn.dialect.name, parent.name, parent_keys, unique, child.name, child_keys, count, link)
+    if key not in _PREPARED:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        written = (pg_insert(parent).values({k: bindparam(f"p_{k}", type_=parent.c[k].type) for k in parent_keys})
+                   .on_conflict_do_nothing(index_elements=list(unique)).returning(parent.c.id).cte("p"))
+        rows = [select(written.c.id, *(bindparam(f"c{i}_{k}", type_=child.c[k].type) for k in child_keys))
+                for i in range(count)]
+        stmt = insert(child).from_select([link, *child_keys], rows[0] if count == 1 else union_all(*rows)
+                                         ).returning(child.c[link])
+        _PREPARED[key] = _dbapi_runner(
+            conn, stmt.compile(dialect=conn.dialect),
+            tuple(f"p_{k}" for k in parent_keys) + tuple(f"c{i}_{k}" for i in range(count) for k in child_keys),
+            returning=True)
     return _PREPARED[key]
 
 
@@ -217,9 +262,26 @@ def new(session: Session, model: type[M], **values: Any) -> M:
 def new_unless_taken(session: Session, model: type[M], unique: tuple[str, ...], **values: Any) -> M | None:
     """:func:`new`, but None (nothing written) when a row already has these values of the
     ``unique`` columns."""
+    table = model.__table__  # type: ignore[attr-defined]
+    return _new(session, model, values, lambda row: insert_row_unless_taken(session, table, row, unique))
+
+
+def new_with_children_unless_taken(session: Session, model: type[M], unique: tuple[str, ...],
+                                   values: dict[str, Any], child: Table, children: list[dict[str, Any]],
+                                   link: str) -> M | None:
+    """:func:`new_unless_taken`, with ``children`` (rows of ``child``, every column but ``link``
+    and the id given) pointing at the new row, written by :func:`insert_with_children_unless_taken`."""
+    table = model.__table__  # type: ignore[attr-defined]
+    return _new(session, model, values, lambda row: insert_with_children_unless_taken(
+        session, table, row, unique, child, children, link))
+
+
+def _new(session: Session, model: type[M], values: dict[str, Any],
+         write: Callable[[dict[str, Any]], int | None]) -> M | None:
+    """The object of a new row written by ``write`` (which returns its id, or None when it wrote nothing)."""
     row = _row(model, values)
     session.flush()
-    row_id = insert_row_unless_taken(session, model.__table__, row, unique)  # type: ignore[attr-defined]
+    row_id = write(row)
     if row_id is None:
         return None
     row["id"] = row_id

@@ -14,7 +14,7 @@ from conversations import ingest as ingest_module
 from conversations.core import IngestBacklogFull
 from conversations.messages import InboundMessage
 from store import fast
-from store.models import Complaint, Contact, Message, Outbox
+from store.models import Complaint, ComplaintEvent, Contact, Message, Outbox
 from tests.channels.sms.test_sms_flow import sms
 from tests.conftest import post_signed
 from tests.support.db import truncate_all
@@ -149,6 +149,33 @@ async def test_sms_webhook_answers_503_with_retry_after_when_overloaded(sqlite_u
     gate.set()
     assert (await first).status == 200 and (await second).status == 200
     assert count(gw, Message, Message.direction == "in") == 2
+
+
+@pytest.mark.parametrize("children", [1, 2])
+def test_a_row_and_its_children_unless_taken(db_url, make_gateway, children: int) -> None:
+    """A complaint with its first events in one go (one statement on PostgreSQL): all written, or,
+    when the reference is taken, nothing."""
+    gw = make_gateway(db_url)
+    now = datetime.now(timezone.utc)
+    events = [dict(at=now, actor="citizen", type=f"event{i}", from_status=None, to_status="new", note=None,
+                   data={"i": i}) for i in range(children)]
+    table = ComplaintEvent.__table__  # type: ignore[attr-defined]
+
+    def new(reference: str) -> Complaint | None:
+        with gw.db.session() as session:
+            return fast.new_with_children_unless_taken(
+                session, Complaint, ("reference",), dict(reference=reference, channel="sms", text="x", received_at=now,
+                                                          updated_at=now), table, events, "complaint_id")
+
+    first = new("100000001")
+    assert first is not None and new("100000001") is None
+    with gw.db.session() as session:
+        stored = session.exec(select(ComplaintEvent).order_by(ComplaintEvent.id)).all()  # type: ignore[arg-type]
+        assert [(e.complaint_id, e.type, e.data, e.at) for e in stored] == \
+            [(first.id, f"event{i}", {"i": i}, now) for i in range(children)]
+        assert session.exec(select(func.count()).select_from(Complaint)).one() == 1
+    if gw.db.engine.dialect.name == "postgresql":
+        assert any(key[0] == "family" for key in fast._PREPARED)  # noqa: SLF001  (the one-statement path)
 
 
 def test_prepared_insert_maps_constraint_errors(db_url, make_gateway) -> None:

@@ -78,8 +78,13 @@ def create_complaint(
     consent_sms: bool = True,
     anonymous: bool = False,
     extra: dict[str, Any] | None = None,
+    opened_by: tuple[Any, ...] = (),
 ) -> Complaint:
-    """A new complaint, with its clocks and its first events (created, and routed if routed)."""
+    """A new complaint, with its clocks and its first events (created, and routed if routed).
+
+    ``opened_by``: rows that get the complaint's id in their ``complaint_id`` in the same
+    statement (the message that opened it and its conversation).
+    """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")
     ack_due, answer_due = due_dates(now, config.deadlines, kind, administration)
@@ -103,7 +108,7 @@ def create_complaint(
                 routing_reasons=list(reasons), received_at=now, updated_at=now, ack_due_at=ack_due,
                 answer_due_at=answer_due, assigned_at=now if administration else None, extra=extra or {},
                 text_features=features),
-            _events, events, link="complaint_id")
+            _events, events, link="complaint_id", pointing=opened_by)
         if complaint is not None:
             break
     else:

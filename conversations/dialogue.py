@@ -117,6 +117,7 @@ def open_complaint(ctx: DialogueContext, text: str, *, kind: str = "complaint",
         contact_id=ctx.contact.id, identity_id=ctx.identity.id, conversation_id=ctx.conversation.id, kind=kind,
         category=routed.category, administration=routed.administration, place=routed.place,
         language=ctx.language, confidence=routed.confidence, reasons=routed.reasons,
+        opened_by=(ctx.message, ctx.conversation),
     )
     ctx.complaint = complaint
     ctx.created_complaint = True

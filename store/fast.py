@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, union_all
+from sqlalchemy import Connection, Table, bindparam, insert, select, union_all, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import configure_mappers, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql import Executable
 from sqlmodel import Session, SQLModel
 
@@ -99,23 +100,29 @@ def insert_pair(session: Session, parent: Table, parent_values: dict[str, Any], 
 
 def insert_with_children_unless_taken(session: Session, parent: Table, parent_values: dict[str, Any],
                                       unique: tuple[str, ...], child: Table, children: list[dict[str, Any]],
-                                      link: str) -> int | None:
+                                      link: str, pointing: tuple[tuple[Table, int], ...] = ()) -> int | None:
     """:func:`insert_row_unless_taken` for ``parent``, then ``children`` (rows of ``child`` giving
-    the same columns) pointing at it through ``link``; None, and nothing written, when the parent
-    is taken. PostgreSQL writes them all in one statement (a data-modifying WITH); elsewhere two."""
+    the same columns) pointing at it through ``link``, and the existing rows ``pointing`` (table,
+    id) made to point at it through their own ``link`` column; None, and nothing written, when the
+    parent is taken. PostgreSQL does it all in one statement (data-modifying WITHs); elsewhere one
+    statement each."""
     conn = session.connection()
     prepared = None
     if conn.dialect.name == "postgresql" and children:
         prepared = _prepared_family(conn, parent, tuple(parent_values), unique, child,
-                                    tuple(k for k in children[0] if k != link), len(children), link)
+                                    tuple(k for k in children[0] if k != link), len(children), link,
+                                    tuple(table for table, _ in pointing))
     if prepared is None:
         parent_id = insert_row_unless_taken(session, parent, parent_values, unique)
         if parent_id is not None:
             insert_rows(session, child, [{**values, link: parent_id} for values in children])
+            for table, row_id in pointing:
+                conn.execute(update(table).where(table.c.id == row_id).values({link: parent_id}))
         return parent_id
     values = {f"p_{k}": v for k, v in parent_values.items()}
     for i, row in enumerate(children):
         values.update({f"c{i}_{k}": v for k, v in row.items() if k != link})
+    values.update({f"u{i}": row_id for i, (_, row_id) in enumerate(pointing)})
     found = prepared(conn, [values])[0]
     return int(found[0]) if found is not None else None
 
@@ -144,11 +151,15 @@ def _prepared_insert(conn: Connection, table: Table, keys: tuple[str, ...], *, r
 
 
 def _prepared_family(conn: Connection, parent: Table, parent_keys: tuple[str, ...], unique: tuple[str, ...],
-                     child: Table, child_keys: tuple[str, ...], count: int, link: str) -> _Runner | None:
-    """``WITH p AS (INSERT INTO parent ... ON CONFLICT DO NOTHING RETURNING id) INSERT INTO child
-    SELECT p.id, ... FROM p UNION ALL ... RETURNING child.<link>`` for ``count`` children, compiled
-    once; values named ``p_<column>`` and ``c<i>_<column>``. No row comes back when the parent is taken."""
-    key = ("family", conn.dialect.name, parent.name, parent_keys, unique, child.name, child_keys, count, link)
+                     child: Table, child_keys: tuple[str, ...], count: int, link: str,
+                     pointing: tuple[Table, ...]) -> _Runner | None:
+    """``WITH p AS (INSERT INTO parent ... ON CONFLICT DO NOTHING RETURNING id), u0 AS (UPDATE
+    pointing[0] SET <link> = p.id FROM p WHERE id = ...) ... INSERT INTO child SELECT p.id, ... FROM p
+    UNION ALL ... RETURNING child.<link>`` for ``count`` children, compiled once; values named
+    ``p_<column>``, ``c<i>_<column>`` and ``u<i>``. When the parent is taken, p is empty: nothing
+    else is written and no row comes back."""
+    key = ("family", conn.dialect.name, parent.name, parent_keys, unique, child.name, child_keys, count, link,
+           tuple(table.name for table in pointing))
     if key not in _PREPARED:
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -158,10 +169,14 @@ def _prepared_family(conn: Connection, parent: Table, parent_keys: tuple[str, ..
                 for i in range(count)]
         stmt = insert(child).from_select([link, *child_keys], rows[0] if count == 1 else union_all(*rows)
                                          ).returning(child.c[link])
+        if pointing:
+            stmt = stmt.add_cte(*(
+                update(table).where(table.c.id == bindparam(f"u{i}", type_=table.c.id.type))
+                .values({link: written.c.id}).cte(f"u{i}") for i, table in enumerate(pointing)))
         _PREPARED[key] = _dbapi_runner(
             conn, stmt.compile(dialect=conn.dialect),
-            tuple(f"p_{k}" for k in parent_keys) + tuple(f"c{i}_{k}" for i in range(count) for k in child_keys),
-            returning=True)
+            tuple(f"p_{k}" for k in parent_keys) + tuple(f"c{i}_{k}" for i in range(count) for k in child_keys)
+            + tuple(f"u{i}" for i in range(len(pointing))), returning=True)
     return _PREPARED[key]
 
 
@@ -268,12 +283,18 @@ def new_unless_taken(session: Session, model: type[M], unique: tuple[str, ...], 
 
 def new_with_children_unless_taken(session: Session, model: type[M], unique: tuple[str, ...],
                                    values: dict[str, Any], child: Table, children: list[dict[str, Any]],
-                                   link: str) -> M | None:
+                                   link: str, pointing: tuple[SQLModel, ...] = ()) -> M | None:
     """:func:`new_unless_taken`, with ``children`` (rows of ``child``, every column but ``link``
-    and the id given) pointing at the new row, written by :func:`insert_with_children_unless_taken`."""
+    and the id given) pointing at the new row, and the objects ``pointing`` (persistent, with a
+    ``link`` attribute) made to point at it: written by :func:`insert_with_children_unless_taken`."""
     table = model.__table__  # type: ignore[attr-defined]
-    return _new(session, model, values, lambda row: insert_with_children_unless_taken(
-        session, table, row, unique, child, children, link))
+    pointed = tuple((type(obj).__table__, obj.id) for obj in pointing)  # type: ignore[attr-defined]
+    created = _new(session, model, values, lambda row: insert_with_children_unless_taken(
+        session, table, row, unique, child, children, link, pointed))
+    if created is not None:
+        for obj in pointing:
+            set_committed_value(obj, link, created.id)  # type: ignore[attr-defined]
+    return created
 
 
 def _new(session: Session, model: type[M], values: dict[str, Any],

@@ -12,9 +12,10 @@ from sqlmodel import func, select
 
 from conversations import ingest as ingest_module
 from conversations.core import IngestBacklogFull
+from conversations.identities import resolve
 from conversations.messages import InboundMessage
 from store import fast
-from store.models import Complaint, ComplaintEvent, Contact, Message, Outbox
+from store.models import Complaint, ComplaintEvent, Contact, Conversation, Message, Outbox
 from tests.channels.sms.test_sms_flow import sms
 from tests.conftest import post_signed
 from tests.support.db import truncate_all
@@ -152,28 +153,38 @@ async def test_sms_webhook_answers_503_with_retry_after_when_overloaded(sqlite_u
 
 
 @pytest.mark.parametrize("children", [1, 2])
-def test_a_row_and_its_children_unless_taken(db_url, make_gateway, children: int) -> None:
-    """A complaint with its first events in one go (one statement on PostgreSQL): all written, or,
-    when the reference is taken, nothing."""
+def test_a_row_with_its_children_and_links_unless_taken(db_url, make_gateway, children: int) -> None:
+    """A complaint with its first events, and its conversation pointed at it, in one go (one
+    statement on PostgreSQL): all written, or, when the reference is taken, nothing at all."""
     gw = make_gateway(db_url)
     now = datetime.now(timezone.utc)
     events = [dict(at=now, actor="citizen", type=f"event{i}", from_status=None, to_status="new", note=None,
                    data={"i": i}) for i in range(children)]
     table = ComplaintEvent.__table__  # type: ignore[attr-defined]
+    with gw.db.session() as session:
+        contact, identity = resolve(session, "tel:+212600000009")
+        conversation_id = fast.new(session, Conversation, contact_id=contact.id, identity_id=identity.id,
+                                   channel="sms", created_at=now, last_message_at=now).id
 
-    def new(reference: str) -> Complaint | None:
+    def new(reference: str) -> tuple[Complaint | None, int | None]:
+        """The complaint, and what the conversation's object says it points at."""
         with gw.db.session() as session:
-            return fast.new_with_children_unless_taken(
+            conversation = session.get(Conversation, conversation_id)
+            created = fast.new_with_children_unless_taken(
                 session, Complaint, ("reference",), dict(reference=reference, channel="sms", text="x", received_at=now,
-                                                          updated_at=now), table, events, "complaint_id")
+                                                          updated_at=now),
+                table, events, "complaint_id", pointing=(conversation,))
+            return created, conversation.complaint_id  # type: ignore[union-attr]
 
-    first = new("100000001")
-    assert first is not None and new("100000001") is None
+    first, pointed = new("100000001")
+    assert first is not None and pointed == first.id
+    assert new("100000001") == (None, first.id)
     with gw.db.session() as session:
         stored = session.exec(select(ComplaintEvent).order_by(ComplaintEvent.id)).all()  # type: ignore[arg-type]
         assert [(e.complaint_id, e.type, e.data, e.at) for e in stored] == \
             [(first.id, f"event{i}", {"i": i}, now) for i in range(children)]
         assert session.exec(select(func.count()).select_from(Complaint)).one() == 1
+        assert session.get(Conversation, conversation_id).complaint_id == first.id  # type: ignore[union-attr]
     if gw.db.engine.dialect.name == "postgresql":
         assert any(key[0] == "family" for key in fast._PREPARED)  # noqa: SLF001  (the one-statement path)
 

@@ -117,7 +117,7 @@ def insert_with_children_unless_taken(session: Session, parent: Table, parent_va
         if parent_id is not None:
             insert_rows(session, child, [{**values, link: parent_id} for values in children])
             for table, row_id in pointing:
-                conn.execute(update(table).where(table.c.id == row_id).values({link: parent_id}))
+                conn.execute(_point(table, link), {"row": row_id, "to": parent_id})
         return parent_id
     values = {f"p_{k}": v for k, v in parent_values.items()}
     for i, row in enumerate(children):
@@ -125,6 +125,18 @@ def insert_with_children_unless_taken(session: Session, parent: Table, parent_va
     values.update({f"u{i}": row_id for i, (_, row_id) in enumerate(pointing)})
     found = prepared(conn, [values])[0]
     return int(found[0]) if found is not None else None
+
+
+_POINT: dict[tuple[str, str], Any] = {}
+
+
+def _point(table: Table, link: str) -> Any:
+    """``UPDATE table SET <link> = :to WHERE id = :row``, built once."""
+    stmt = _POINT.get((table.name, link))
+    if stmt is None:
+        stmt = _POINT[(table.name, link)] = (update(table).where(table.c.id == bindparam("row"))
+                                             .values({link: bindparam("to")}))
+    return stmt
 
 
 _Runner = Callable[[Connection, list[dict[str, Any]]], list[Any]]

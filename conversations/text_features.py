@@ -85,7 +85,8 @@ def similarity(a: str, b: str) -> float:
 VERSION = 1
 _HEADER = struct.Struct("<4I")
 _BIG_ENDIAN = sys.byteorder == "big"
-assert array("I").itemsize == 4
+if array("I").itemsize != 4:  # the stored form is 32-bit words
+    raise RuntimeError("conversations.text_features needs a platform whose C unsigned int has 4 bytes")
 
 
 def _checksum(text: str) -> int:
@@ -99,8 +100,8 @@ def _hashed(strings: frozenset[str]) -> list[int]:
 class Hashed(NamedTuple):
     """A text's features as 32-bit hashes: what the comparisons use."""
 
-    words: array[int] | tuple[int, ...]
-    grams: array[int] | tuple[int, ...]
+    words: array[int]
+    grams: array[int]
 
 
 def encode(text: str) -> bytes:

@@ -64,10 +64,11 @@ def serve_processes(count: int, socks: list[socket.socket],
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             status = 0
             try:
+                mine = socks[index % len(socks)]
                 for other in socks:
-                    if other is not socks[index % len(socks)]:
+                    if other is not mine:
                         other.close()
-                serve_one(socks[index % len(socks)], index)
+                serve_one(mine, index)
             except BaseException:  # noqa: BLE001  (reported, then the parent restarts it)
                 log.exception("server process %d failed", index)
                 status = 1

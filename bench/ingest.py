@@ -40,17 +40,23 @@ class StatementCounter:
 
             counter = self
 
-            class CountingCursor(psycopg.Cursor):  # type: ignore[type-arg]
-                def execute(self, *args: Any, **kwargs: Any) -> Any:
-                    counter.count += 1
-                    return super().execute(*args, **kwargs)
+            def counting(cursor_class: type) -> type:
+                class CountingCursor(cursor_class):  # type: ignore[valid-type,misc]
+                    def execute(self, *args: Any, **kwargs: Any) -> Any:
+                        counter.count += 1
+                        return super().execute(*args, **kwargs)
 
-                def executemany(self, *args: Any, **kwargs: Any) -> Any:
-                    counter.count += 1  # one pipelined round of statements
-                    return super().executemany(*args, **kwargs)
+                    def executemany(self, *args: Any, **kwargs: Any) -> Any:
+                        counter.count += 1  # one pipelined round of statements
+                        return super().executemany(*args, **kwargs)
+                return CountingCursor
+
+            counting_cursor = counting(psycopg.Cursor)
+            # store.fast runs its statements on a RawCursor it makes itself: counted there.
+            psycopg.RawCursor = counting(psycopg.RawCursor)  # type: ignore[misc]
 
             def connected(conn: Any, _record: Any) -> None:
-                conn.cursor_factory = CountingCursor
+                conn.cursor_factory = counting_cursor
                 real_commit = conn.commit
 
                 def commit() -> None:

@@ -27,6 +27,10 @@ _SEPARATORS = re.compile(r"[\s\-./_]+")
 _ARABIC_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 # A reference as typed in a message: 9 digits, optionally grouped with spaces, dashes or dots.
 REFERENCE_PATTERN = re.compile(r"(?<!\d)(\d{4}[\s\-./]?\d{4}[\s\-./]?\d)(?!\d)")
+# What :func:`looks_like_reference` accepts, as one pattern: nine digits (ASCII, Arabic-Indic or
+# Persian) with only separators around them. A long text fails at its first letter, where
+# cleaning it first cost some 20 microseconds on every message.
+_WHOLE_REFERENCE = re.compile(r"[\s\-./_]*(?:[0-9٠-٩۰-۹][\s\-./_]*){%d}" % LENGTH)
 
 
 def damm_digit(digits: str) -> int:
@@ -68,8 +72,7 @@ def parse(text: str) -> str | None:
 
 def looks_like_reference(text: str) -> bool:
     """Nine digits (grouped or not), whatever the check digit says."""
-    digits = clean(text)
-    return len(digits) == LENGTH and _ascii_digits(digits)
+    return _WHOLE_REFERENCE.fullmatch(text) is not None
 
 
 def format_reference(digits: str) -> str:

@@ -131,6 +131,22 @@ def test_reference_parse_never_fails(text: str) -> None:
     refs.looks_like_reference(text)
 
 
+# Eight to ten digits of every script a citizen may type (and other Unicode digits), each
+# followed by separators or other spaces.
+SEPARATED_DIGITS = st.lists(
+    st.tuples(st.one_of(st.sampled_from("0123456789٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹"), st.characters(categories=["Nd", "No"])),
+              st.text(alphabet=st.one_of(st.sampled_from(" -./_\t"), st.characters(categories=["Zs"])), max_size=2)),
+    min_size=8, max_size=10).map(lambda pairs: "".join(d + sep for d, sep in pairs))
+
+
+@FUZZ
+@given(st.one_of(st.text(max_size=40), DIGITISH, SEPARATED_DIGITS))
+def test_looks_like_reference_is_nine_digits_once_cleaned(text: str) -> None:
+    """The one-pattern check agrees with its definition: clean the text, nine ASCII digits remain."""
+    digits = refs.clean(text)
+    assert refs.looks_like_reference(text) == (len(digits) == refs.LENGTH and digits.isascii() and digits.isdigit())
+
+
 @FUZZ
 @given(st.sampled_from(["MA", "DZ", "TN", "FR"]), st.integers(0, 10**9))
 def test_phone_e164_round_trip(region: str, seed: int) -> None:

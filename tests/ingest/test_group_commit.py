@@ -212,6 +212,14 @@ def test_prepared_insert_maps_constraint_errors(db_url, make_gateway) -> None:
         assert stored is not None and stored.language == "ar" and stored.created_at == now
 
 
+def test_statements_are_numbered_once_for_psycopg() -> None:
+    """store.fast hands psycopg ``$n`` statements (no parsing per execution): a name used twice
+    keeps its number, ``%%`` is a literal ``%``, and ``%%(x)s`` is literal text, not a parameter."""
+    sql, names = fast._numbered("SELECT %(a)s, %(b_1)s, %(a)s, 'x%%', '%%(c)s' WHERE y LIKE %(c)s")  # noqa: SLF001
+    assert sql == "SELECT $1, $2, $1, 'x%', '%(c)s' WHERE y LIKE $3"
+    assert names == ["a", "b_1", "c"]
+
+
 async def test_backlog_is_shed_once_the_oldest_waited_too_long(sqlite_url, make_gateway) -> None:
     gw = make_gateway(sqlite_url, max_ingest_wait_seconds=0.05)
     gate = hold_database(gw)

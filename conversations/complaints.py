@@ -80,7 +80,8 @@ def create_complaint(
     extra: dict[str, Any] | None = None,
     opened_by: tuple[Any, ...] = (),
 ) -> Complaint:
-    """A new complaint, with its clocks and its first events (created, and routed if routed).
+    """A new complaint, with its clocks and its first events (created; routed if routed;
+    probable_duplicate, with ``probable_duplicate_of_id`` set, if it resembles an open one).
 
     ``opened_by``: rows that get the complaint's id in their ``complaint_id`` in the same
     statement (the message that opened it and its conversation).
@@ -89,6 +90,8 @@ def create_complaint(
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")
     ack_due, answer_due = due_dates(now, config.deadlines, kind, administration)
     status = "assigned" if administration else "new"
+    from conversations.duplicates import probable_duplicate, probable_duplicate_event  # duplicates imports this module
+
     features = text_features.encode(text)
     events = [_event_row(actor, "created", at=now, to_status="new", data={"channel": channel, "kind": kind})]
     if administration:
@@ -96,6 +99,12 @@ def create_complaint(
                                  from_status="new", to_status="assigned",
                                  data={"category": category, "administration": administration, "place": place,
                                        "confidence": confidence, "reasons": list(reasons)}))
+    # Looked for before the complaint is written, so it is written flagged, with its event:
+    # no second write of a row just inserted.
+    duplicate = probable_duplicate(session, config, category=category, place=place, text=text, features=features,
+                                   now=now)
+    if duplicate is not None:
+        events.append(_event_row("system", "probable_duplicate", at=now, data=probable_duplicate_event(duplicate)))
     for _ in range(20):
         # A random reference, written with the first events unless another complaint has it
         # (then the next draw).
@@ -107,15 +116,12 @@ def create_complaint(
                 consent_sms=consent_sms, anonymous=anonymous, routing_confidence=confidence,
                 routing_reasons=list(reasons), received_at=now, updated_at=now, ack_due_at=ack_due,
                 answer_due_at=answer_due, assigned_at=now if administration else None, extra=extra or {},
-                text_features=features),
+                text_features=features, probable_duplicate_of_id=duplicate.id if duplicate else None),
             _events, events, link="complaint_id", pointing=opened_by)
         if complaint is not None:
             break
     else:
         raise RuntimeError("could not draw a free complaint reference")
-    from conversations.duplicates import flag_probable_duplicate  # here: duplicates imports this module
-
-    flag_probable_duplicate(session, config, complaint, now)
     return complaint
 
 

@@ -18,15 +18,13 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, literal
-from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select as sa_select
-from sqlalchemy import update as sa_update
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from conversations import text_features
 from conversations.complaints import OPEN_STATUSES, add_event
 from conversations.text_features import Hashed
+from store import fast
 from store.models import Complaint
 
 
@@ -56,39 +54,41 @@ class ProbableDuplicate(NamedTuple):
     score: float
 
 
-_CANDIDATES: dict[tuple[int, bool], Any] = {}
+_CANDIDATES: dict[int, Any] = {}
 
 
-def _candidates(max_candidates: int, other_than_one: bool) -> Any:
+def _candidates(max_candidates: int) -> Any:
     """The candidate query, built once per limit (its values are bound on each call)."""
-    stmt = _CANDIDATES.get((max_candidates, other_than_one))
+    stmt = _CANDIDATES.get(max_candidates)
     if stmt is None:
         c = _complaints.c
         # The statuses as plain bound values: the same "IN (?, ?, ?)", without an expanding IN
         # to render again on every execution.
         open_statuses = c.status.in_([literal(status, c.status.type) for status in OPEN_STATUSES])
-        where = [c.category == bindparam("category"), c.place == bindparam("place"), open_statuses,
-                 c.received_at >= bindparam("since"), c.duplicate_of_id.is_(None)]
-        if other_than_one:
-            where.append(c.id != bindparam("me"))
-        stmt = _CANDIDATES[(max_candidates, other_than_one)] = (
-            sa_select(c.id, c.reference, c.text, c.text_features).where(*where)
+        stmt = _CANDIDATES[max_candidates] = (
+            sa_select(c.id, c.reference, c.text, c.text_features)
+            .where(c.category == bindparam("category"), c.place == bindparam("place"), open_statuses,
+                   c.received_at >= bindparam("since"), c.duplicate_of_id.is_(None))
             .order_by(c.received_at.desc()).limit(max_candidates))
     return stmt
 
 
-def find_probable_duplicate(session: Session, complaint: Complaint, now: datetime,
-                            settings: DuplicateSettings) -> ProbableDuplicate | None:
-    """The most similar open complaint of the same category and place within the window, if similar enough
-    (the newest of equally similar ones)."""
-    if not complaint.category or not complaint.place or not complaint.text.strip():
+def probable_duplicate(session: Session, config: Any, *, category: str | None, place: str | None, text: str,
+                       features: bytes | None, now: datetime) -> ProbableDuplicate | None:
+    """The most similar open complaint of this category and place within the window, if similar
+    enough (the newest of equally similar ones), for a complaint about to be created with ``text``
+    (``features``: its encoded features); None when duplicate detection is off."""
+    settings = DuplicateSettings.from_config(config)
+    if not settings.enabled or not category or not place or not text.strip():
         return None
-    params = {"category": complaint.category, "place": complaint.place, "since": now - settings.window}
-    if complaint.id is not None:
-        params["me"] = complaint.id
-    candidates = session.execute(_candidates(settings.max_candidates, complaint.id is not None), params).all()
-    mine = text_features.of(complaint.text_features, complaint.text)
-    return _best_match(mine, candidates, settings.threshold)
+    candidates = fast.execute(session, _candidates(settings.max_candidates), {
+        "category": category, "place": place, "since": now - settings.window}).all()
+    return _best_match(text_features.of(features, text), candidates, settings.threshold)
+
+
+def probable_duplicate_event(found: ProbableDuplicate) -> dict[str, Any]:
+    """The ``data`` of the ``probable_duplicate`` event that tells the officer about ``found``."""
+    return {"of": found.reference, "of_id": found.id, "score": round(found.score, 3)}
 
 
 def _best_match(mine: Hashed, candidates: Any, threshold: float) -> ProbableDuplicate | None:
@@ -134,34 +134,6 @@ def _best_match(mine: Hashed, candidates: Any, threshold: float) -> ProbableDupl
         if score >= threshold and (best is None or score > best.score):
             best = ProbableDuplicate(candidate_id, reference, score)
     return best
-
-
-_SET_PROBABLE_DUPLICATE = (sa_update(_complaints).where(_complaints.c.id == bindparam("complaint"))
-                           .values(probable_duplicate_of_id=bindparam("of")))
-
-
-def flag_probable_duplicate(session: Session, config: Any, complaint: Complaint,
-                            now: datetime) -> ProbableDuplicate | None:
-    """Set ``probable_duplicate_of_id`` (and a ``probable_duplicate`` event) when one is found;
-    returns the original's id and reference, and the score."""
-    settings = DuplicateSettings.from_config(config)
-    if not settings.enabled:
-        return None
-    found = find_probable_duplicate(session, complaint, now, settings)
-    if found is None:
-        return None
-    state = sa_inspect(complaint)
-    if state.persistent and state.session is session:
-        # One Core UPDATE instead of a unit-of-work flush of the complaint (the candidate query has
-        # just flushed the session; the attribute is set as the database now has it).
-        session.connection().execute(_SET_PROBABLE_DUPLICATE, {"complaint": complaint.id, "of": found.id})
-        set_committed_value(complaint, "probable_duplicate_of_id", found.id)
-    else:
-        complaint.probable_duplicate_of_id = found.id
-        session.add(complaint)
-    add_event(session, complaint, "system", "probable_duplicate", at=now,
-              data={"of": found.reference, "of_id": found.id, "score": round(found.score, 3)})
-    return found
 
 
 class LinkError(ValueError):

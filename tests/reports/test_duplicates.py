@@ -40,6 +40,9 @@ def test_flagged_only_when_same_category_place_open_and_recent(db_url: str, make
     [flag] = events(gw, dup, "probable_duplicate")
     assert flag.actor == "system" and flag.data["of_id"] == original and flag.data["score"] >= 0.5
     assert flag.data["of"] == complaint(gw, original).reference
+    # Written with the complaint, after its creation and routing events.
+    assert [e.type for e in events(gw, dup)] == ["created", "routed", "probable_duplicate"]
+    assert flag.at == complaint(gw, dup).received_at
     unrelated = new_complaint(gw, text="Une fuite énorme devant l'école, la rue est inondée", at=T0 + timedelta(days=2))
     elsewhere = new_complaint(gw, text=NO_WATER_AGAIN, place="rabat", at=T0 + timedelta(days=2))
     other_category = new_complaint(gw, text=NO_WATER_AGAIN, category="electricity",

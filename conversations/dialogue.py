@@ -95,7 +95,7 @@ def _latest_open(ctx: DialogueContext) -> Complaint | None:
     # The id with a Core query (most first messages find none), the object only when there is one.
     if ctx.new_identity:
         return None
-    found = fast.execute(ctx.session, _LATEST_OPEN, {"contact_id": ctx.contact.id}).scalar()
+    found = fast.query(ctx.session, _LATEST_OPEN, {"contact_id": ctx.contact.id}).scalar()
     return ctx.session.get(Complaint, found) if found is not None else None
 
 

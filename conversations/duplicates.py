@@ -81,8 +81,8 @@ def probable_duplicate(session: Session, config: Any, *, category: str | None, p
     settings = DuplicateSettings.from_config(config)
     if not settings.enabled or not category or not place or not text.strip():
         return None
-    candidates = fast.execute(session, _candidates(settings.max_candidates), {
-        "category": category, "place": place, "since": now - settings.window}).all()
+    candidates = fast.query(session, _candidates(settings.max_candidates), {
+        "category": category, "place": place, "since": now - settings.window})
     return _best_match(text_features.of(features, text), candidates, settings.threshold)
 
 

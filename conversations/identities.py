@@ -41,8 +41,7 @@ def resolve(session: Session, urn: str, language: str | None = None,
 def resolve_new(session: Session, urn: str, language: str | None = None,
                 display_name: str | None = None) -> tuple[Contact, Identity, bool]:
     """Like ``resolve``, and whether the identity was created now (one query when it exists)."""
-    row = fast.execute(session, _BY_URN, {"urn": urn}).first()
-    return resolved(session, row._mapping if row is not None else None, urn, language, display_name)
+    return resolved(session, fast.query(session, _BY_URN, {"urn": urn}).mapping(), urn, language, display_name)
 
 
 def resolved(session: Session, found: Mapping[str, Any] | None, urn: str, language: str | None = None,

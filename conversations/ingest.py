@@ -133,8 +133,10 @@ _FIRST_LOOK = select(
 
 def _first_look(session: Session, inbound: InboundMessage) -> Mapping[str, Any]:
     """The :data:`_FIRST_LOOK` row for ``inbound``."""
-    return fast.execute(session, _FIRST_LOOK, {"channel": inbound.channel, "pid": inbound.provider_message_id,
-                                               "urn": inbound.sender}).one()._mapping
+    found = fast.query(session, _FIRST_LOOK, {"channel": inbound.channel, "pid": inbound.provider_message_id,
+                                              "urn": inbound.sender}).mapping()
+    assert found is not None  # outer joins from a one-row subquery: always one row
+    return found
 
 
 def _duplicate(first: Mapping[str, Any]) -> IngestResult | None:
@@ -158,7 +160,7 @@ def _stored_message(session: Session, contact: Contact, identity: Identity, inbo
         status="received", raw=dict(inbound.raw), created_at=now, received_at=inbound.received_at,
     )
     # A brand-new identity has no conversation yet: no need to look.
-    found = None if new_identity else fast.execute(
+    found = None if new_identity else fast.query(
         session, _LATEST_CONVERSATION, {"identity_id": identity.id, "channel": inbound.channel}).scalar()
     if found is None:
         return fast.new_pair(session, Conversation, dict(

@@ -72,7 +72,7 @@ def queue_message(
     caller knows no outbox row can have ``intent_key`` yet (it names a row of this transaction),
     so it is not looked up; the unique index still stands behind it.
     """
-    if not intent_is_new and fast.execute(session, _INTENT, {"key": intent_key}).first() is not None:
+    if not intent_is_new and fast.query(session, _INTENT, {"key": intent_key}):
         return None
     contact = session.get(Contact, identity.contact_id)
     if contact is not None and contact.opted_out and not essential:

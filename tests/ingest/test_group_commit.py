@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from sqlalchemy import bindparam, literal
+from sqlalchemy import select as select_core
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.dialects import postgresql
 from sqlmodel import func, select
@@ -15,7 +17,7 @@ from conversations.core import IngestBacklogFull
 from conversations.identities import resolve
 from conversations.messages import InboundMessage
 from store import fast
-from store.models import Complaint, ComplaintEvent, Contact, Conversation, Message, Outbox
+from store.models import Complaint, ComplaintEvent, Contact, Conversation, Identity, Message, Outbox
 from tests.channels.sms.test_sms_flow import sms
 from tests.conftest import post_signed
 from tests.support.db import truncate_all
@@ -210,6 +212,46 @@ def test_prepared_insert_maps_constraint_errors(db_url, make_gateway) -> None:
     with gw.db.session() as session:
         stored = session.get(Contact, contact.id)
         assert stored is not None and stored.language == "ar" and stored.created_at == now
+
+
+_IDENTITIES = Identity.__table__  # type: ignore[attr-defined]
+_CONTACTS = Contact.__table__  # type: ignore[attr-defined]
+_BY_URN_WITH_TAG = select_core(
+    _IDENTITIES.c.id, _IDENTITIES.c.created_at, _IDENTITIES.c.extra, _IDENTITIES.c.unreachable,
+    literal("tag").label("tag"), _CONTACTS.c.language, _CONTACTS.c.opted_out_at,
+).join(_CONTACTS, _CONTACTS.c.id == _IDENTITIES.c.contact_id).where(
+    _IDENTITIES.c.urn == bindparam("urn"), _IDENTITIES.c.created_at >= bindparam("since"))
+_URNS_BY_ID = select_core(_IDENTITIES.c.urn).where(_IDENTITIES.c.id.in_(bindparam("ids", expanding=True)))
+
+
+def test_query_returns_what_sqlalchemy_returns(db_url, make_gateway) -> None:
+    """fast.query runs on the DBAPI cursor with SQLAlchemy's bind and result processors: the
+    same rows (UTC datetimes, JSON, booleans, a literal) as SQLAlchemy's own execution, on both
+    databases, seeing the session's unflushed objects; what it cannot prepare (an expanding IN)
+    SQLAlchemy runs."""
+    gw = make_gateway(db_url)
+    at = datetime(2026, 12, 7, 11, 30, 15, 123456, tzinfo=timezone.utc)
+    with gw.db.session() as session:
+        contact = Contact(language="ar", created_at=at)
+        session.add(contact)
+        session.flush()
+        session.add(Identity(contact_id=contact.id, urn="tel:+212600000777", scheme="tel", created_at=at,
+                             extra={"via": ["sms", 1]}))  # not flushed: query() flushes first
+        params = {"urn": "tel:+212600000777", "since": at}
+        rows = fast.query(session, _BY_URN_WITH_TAG, params)
+        assert rows == [tuple(row) for row in session.connection().execute(_BY_URN_WITH_TAG, params)]
+        assert rows.keys == ("id", "created_at", "extra", "unreachable", "tag", "language", "opted_out_at")
+        found = rows.mapping()
+        assert found is not None and found["created_at"] == at and found["created_at"].tzinfo is not None
+        assert found["extra"] == {"via": ["sms", 1]} and found["unreachable"] is False and found["tag"] == "tag"
+        assert rows.scalar() == found["id"] and rows.first() == rows[0]
+        if gw.db.engine.dialect.name == "postgresql":
+            assert any(runner is not None for stmt, runner in fast._QUERIES.values()  # noqa: SLF001
+                       if stmt is _BY_URN_WITH_TAG)
+        later = fast.query(session, _BY_URN_WITH_TAG, {**params, "since": at + timedelta(microseconds=1)})
+        assert later == [] and later.mapping() is None and later.scalar() is None and later.first() is None
+        assert fast.query(session, _URNS_BY_ID, {"ids": [found["id"], -1]}) == [("tel:+212600000777",)]
+        assert all(runner is None for stmt, runner in fast._QUERIES.values() if stmt is _URNS_BY_ID)  # noqa: SLF001
 
 
 def test_statements_are_numbered_once_for_psycopg() -> None:

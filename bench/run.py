@@ -340,7 +340,7 @@ class Plan:
     closed: bool = True
     warmup: int = 200
     drain_timeout: float = 60.0
-    workers: int = 2
+    workers: int = 1
     processes: int = 1
     profile: Path | None = None
 
@@ -511,7 +511,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rates", default="400", help="open-loop rates, comma-separated (default 400)")
     parser.add_argument("--no-closed", action="store_true", help="skip the closed-loop phase")
     parser.add_argument("--no-baseline", action="store_true", help="skip the bare aiohttp baseline")
-    parser.add_argument("--workers", type=int, default=2, help="RQ worker processes in postgres-redis mode")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="RQ worker processes in postgres-redis mode (default 1: each sends its jobs' messages "
+                             "concurrently; on two cores a second one cost more CPU a message than it added)")
     parser.add_argument("--processes", type=int, default=1,
                         help="`gateway serve --processes N`: server processes (default 1)")
     parser.add_argument("--warmup", type=int, default=200, help="requests sent before measuring (default 200)")

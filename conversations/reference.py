@@ -49,11 +49,14 @@ def is_valid(digits: str) -> bool:
     return _ascii_digits(digits) and damm_digit(digits) == 0
 
 
+_LOWEST_BODY = 10 ** (BODY_DIGITS - 1)
+
+
 def generate() -> str:
-    """A new random reference (digits only, check digit included)."""
-    body = "".join(secrets.choice("0123456789") for _ in range(BODY_DIGITS))
-    if body[0] == "0":  # no leading zero, so spreadsheets and keypads never drop it
-        body = str(secrets.randbelow(9) + 1) + body[1:]
+    """A new random reference (digits only, check digit included): the body is uniform over the
+    numbers of ``BODY_DIGITS`` digits with no leading zero (spreadsheets and keypads never drop
+    one), drawn with one call to the system's random source."""
+    body = str(_LOWEST_BODY + secrets.randbelow(9 * _LOWEST_BODY))
     return body + str(damm_digit(body))
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import bindparam
 from sqlalchemy import select as core_select
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, select
 
 from conversations.messages import urn_scheme
 from store import fast
@@ -52,12 +52,17 @@ def resolved(session: Session, found: Mapping[str, Any] | None, urn: str, langua
         identity = fast.loaded(session, Identity, {name: found[name] for name in _IDENTITY_COLUMNS})
         contact = fast.loaded(session, Contact, {name: found[f"contact__{name}"] for name in _CONTACT_COLUMNS})
         return contact, identity, False
+    contact, identity = fast.new_chain(session, new_identity_rows(urn, language, display_name))
+    return contact, identity, True  # type: ignore[return-value]
+
+
+def new_identity_rows(urn: str, language: str | None = None, display_name: str | None = None
+                      ) -> list[tuple[type[SQLModel], dict[str, Any], dict[str, int]]]:
+    """The rows of a new contact and its identity for ``urn``, for :func:`store.fast.new_chain`
+    (the identity points at row 0, the contact)."""
     now = utcnow()
-    contact, identity = fast.new_pair(session, Contact, dict(language=language, display_name=display_name,
-                                                             created_at=now),
-                                      Identity, dict(urn=urn, scheme=urn_scheme(urn), created_at=now, extra={}),
-                                      link="contact_id")
-    return contact, identity, True
+    return [(Contact, dict(language=language, display_name=display_name, created_at=now), {}),
+            (Identity, dict(urn=urn, scheme=urn_scheme(urn), created_at=now, extra={}), {"contact_id": 0})]
 
 
 def link_identity(session: Session, contact: Contact, urn: str) -> Identity:

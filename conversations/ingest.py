@@ -147,30 +147,51 @@ def _duplicate(first: Mapping[str, Any]) -> IngestResult | None:
                         complaint_id=first["existing_complaint_id"])
 
 
-def _stored_message(session: Session, contact: Contact, identity: Identity, inbound: InboundMessage,
-                    now: datetime, new_identity: bool) -> tuple[Conversation, Message]:
-    """The inbound message, stored in its sender's latest conversation on this channel, or in a
-    new one written with it (one statement on PostgreSQL)."""
-    values = dict(
+def _message_values(inbound: InboundMessage, now: datetime) -> dict[str, Any]:
+    """The stored inbound message's columns, but its conversation, contact and identity."""
+    return dict(
         direction="in", channel=inbound.channel, provider_message_id=inbound.provider_message_id,
-        contact_id=contact.id, identity_id=identity.id,
         urn=inbound.sender, service_address=inbound.service_address, kind=inbound.kind,
         text=inbound.text, subject=inbound.subject, thread_ref=inbound.thread_ref,
         attachments=[_attachment_json(a) for a in inbound.attachments], language=inbound.language,
         status="received", raw=dict(inbound.raw), created_at=now, received_at=inbound.received_at,
     )
-    # A brand-new identity has no conversation yet: no need to look.
-    found = None if new_identity else fast.query(
-        session, _LATEST_CONVERSATION, {"identity_id": identity.id, "channel": inbound.channel}).scalar()
+
+
+def _conversation_values(inbound: InboundMessage, now: datetime) -> dict[str, Any]:
+    """A new conversation's columns, but its contact and identity."""
+    return dict(channel=inbound.channel, service_address=inbound.service_address, state={}, created_at=now,
+                last_message_at=now)
+
+
+def _stored_message(session: Session, contact: Contact, identity: Identity, inbound: InboundMessage,
+                    now: datetime) -> tuple[Conversation, Message]:
+    """The inbound message of a known sender, stored in their latest conversation on this channel,
+    or in a new one written with it (one statement on PostgreSQL)."""
+    values = {**_message_values(inbound, now), "contact_id": contact.id, "identity_id": identity.id}
+    found = fast.query(session, _LATEST_CONVERSATION, {"identity_id": identity.id, "channel": inbound.channel}).scalar()
     if found is None:
-        return fast.new_pair(session, Conversation, dict(
-            contact_id=contact.id, identity_id=identity.id, channel=inbound.channel,
-            service_address=inbound.service_address, state={}, created_at=now, last_message_at=now,
-        ), Message, values, link="conversation_id")
+        conversation, message = fast.new_chain(session, [
+            (Conversation, {**_conversation_values(inbound, now), "contact_id": contact.id, "identity_id": identity.id},
+             {}),
+            (Message, values, {"conversation_id": 0})])
+        return conversation, message  # type: ignore[return-value]
     conversation = session.get(Conversation, found)
     assert conversation is not None
     conversation.last_message_at = now
     return conversation, fast.new(session, Message, conversation_id=conversation.id, **values)
+
+
+def _stored_with_new_sender(session: Session, inbound: InboundMessage, now: datetime, language: str | None
+                            ) -> tuple[Contact, Identity, Conversation, Message]:
+    """The inbound message of a sender never seen: their contact and identity, a conversation
+    and the message, written together (one statement on PostgreSQL)."""
+    contact, identity, conversation, message = fast.new_chain(session, [
+        *identities.new_identity_rows(inbound.sender, language, inbound.sender_name),
+        (Conversation, _conversation_values(inbound, now), {"contact_id": 0, "identity_id": 1}),
+        (Message, _message_values(inbound, now), {"contact_id": 0, "identity_id": 1, "conversation_id": 2}),
+    ])
+    return contact, identity, conversation, message  # type: ignore[return-value]
 
 
 def _ingest_one(core: "Core", session: Session, inbound: InboundMessage, dialogue: Dialogue,
@@ -182,9 +203,12 @@ def _ingest_one(core: "Core", session: Session, inbound: InboundMessage, dialogu
     if duplicate is not None:
         return duplicate
     now = core.clock.now()
-    contact, identity, new_identity = identities.resolved(session, first, inbound.sender, language=detected,
-                                                          display_name=inbound.sender_name)
-    conversation, message = _stored_message(session, contact, identity, inbound, now, new_identity)
+    new_identity = first["id"] is None
+    if new_identity:
+        contact, identity, conversation, message = _stored_with_new_sender(session, inbound, now, detected)
+    else:
+        contact, identity, _ = identities.resolved(session, first, inbound.sender)
+        conversation, message = _stored_message(session, contact, identity, inbound, now)
     language = core.reply_language(contact, detected)
     ctx = DialogueContext(core, session, inbound, message, contact, identity, conversation, now, language,
                           new_identity=new_identity)

@@ -98,16 +98,16 @@ def queue_message(
     # Core INSERTs (the rows the ORM would write, defaults spelled out), one statement on
     # PostgreSQL: callers get ids only.
     session.flush()
-    message_id, outbox_id = fast.insert_pair(session, _messages, dict(
+    message_id, outbox_id = fast.insert_chain(session, [(_messages, dict(
         direction="out", channel=channel, provider_message_id=None, conversation_id=conversation_id,
         contact_id=target.contact_id, identity_id=target.id, complaint_id=complaint.id if complaint else None,
         urn=target.urn, service_address=service_address, kind="text", text=text, subject=subject, attachments=[],
         thread_ref=thread_ref, language=language, status="queued", error_code=None, error_message=None,
         template=template, raw={"meta": meta or {}, "essential": essential}, created_at=now, received_at=None,
         sent_at=None, delivered_at=None, edited_at=None,
-    ), _outbox, dict(
+    ), {}), (_outbox, dict(
         channel=channel, intent_key=intent_key, status="pending", attempts=0,
         next_attempt_at=now, locked_until=None, locked_by=None, enqueued_at=None, last_error=None,
         created_at=now, updated_at=now,
-    ), link="message_id")
+    ), {"message_id": 0})])
     return Queued(message_id, outbox_id)

@@ -19,7 +19,6 @@ from sqlalchemy.sql import Executable
 from sqlmodel import Session, SQLModel
 
 M = TypeVar("M", bound=SQLModel)
-N = TypeVar("N", bound=SQLModel)
 
 _INSERTS: dict[tuple[str, str, tuple[str, ...]], Any] = {}
 
@@ -118,21 +117,26 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         prepared(conn, rows)
 
 
-def insert_pair(session: Session, parent: Table, parent_values: dict[str, Any], child: Table,
-                child_values: dict[str, Any], link: str) -> tuple[int, int]:
-    """INSERT a row and a row of ``child`` pointing at it (its ``link`` column gets the first
-    row's id; every other column given in the values); returns both ids. PostgreSQL writes both
-    in one statement (a data-modifying WITH), a round trip fewer; elsewhere two INSERTs."""
+Chain = list[tuple[Table, dict[str, Any], dict[str, int]]]
+
+
+def insert_chain(session: Session, rows: Chain) -> list[int]:
+    """INSERT rows in order and return their ids. Each row is (table, values, links): ``links``
+    maps a column to the index of an earlier row, whose id it gets; ``values`` give every other
+    column. PostgreSQL writes them all in one statement (data-modifying WITHs), a round trip for
+    each row fewer; elsewhere one INSERT each."""
     conn = session.connection()
     prepared = None
     if conn.dialect.name == "postgresql":
-        prepared = _prepared_pair(conn, parent, tuple(parent_values), child, tuple(child_values), link)
+        prepared = _prepared_chain(conn, tuple((table, tuple(values), tuple(links.items()))
+                                               for table, values, links in rows))
     if prepared is None:
-        parent_id = insert_row(session, parent, parent_values)
-        return parent_id, insert_row(session, child, {**child_values, link: parent_id})
-    values = {**{f"p_{k}": v for k, v in parent_values.items()}, **{f"c_{k}": v for k, v in child_values.items()}}
-    child_id, parent_id = prepared(conn, [values])[0]
-    return int(parent_id), int(child_id)
+        ids: list[int] = []
+        for table, values, links in rows:
+            ids.append(insert_row(session, table, {**values, **{column: ids[i] for column, i in links.items()}}))
+        return ids
+    flat = {f"r{i}_{k}": v for i, (_, values, _) in enumerate(rows) for k, v in values.items()}
+    return [int(row_id) for row_id in prepared(conn, [flat])[0]]
 
 
 def insert_with_children_unless_taken(session: Session, parent: Table, parent_values: dict[str, Any],
@@ -242,20 +246,24 @@ def _prepared_family(conn: Connection, parent: Table, parent_keys: tuple[str, ..
     return _PREPARED[key]
 
 
-def _prepared_pair(conn: Connection, parent: Table, parent_keys: tuple[str, ...], child: Table,
-                   child_keys: tuple[str, ...], link: str) -> _Runner | None:
-    """``WITH p AS (INSERT INTO parent ... RETURNING id) INSERT INTO child SELECT p.id, ... FROM p
-    RETURNING child.id, child.<link>``, compiled once; values named ``p_<column>``, ``c_<column>``."""
-    key = ("pair", conn.dialect.name, parent.name, parent_keys, child.name, child_keys, link)
+def _prepared_chain(conn: Connection, rows: tuple[tuple[Table, tuple[str, ...], tuple[tuple[str, int], ...]], ...]
+                    ) -> _Runner | None:
+    """``WITH r0 AS (INSERT INTO t0 ... RETURNING id), r1 AS (INSERT INTO t1 SELECT ..., r0.id FROM r0
+    RETURNING id), ... SELECT r0.id, r1.id, ...`` for rows (table, value columns, links),
+    compiled once; values named ``r<i>_<column>``."""
+    key = ("chain", conn.dialect.name, tuple((table.name, keys, links) for table, keys, links in rows))
     if key not in _PREPARED:
-        written = insert(parent).values(
-            {k: bindparam(f"p_{k}", type_=parent.c[k].type) for k in parent_keys}).returning(parent.c.id).cte("p")
-        rest = [k for k in child_keys if k != link]
-        stmt = insert(child).from_select(
-            [link, *rest], select(written.c.id, *(bindparam(f"c_{k}", type_=child.c[k].type) for k in rest))
-        ).returning(child.c.id, child.c[link])
-        _PREPARED[key] = _dbapi_runner(conn, stmt.compile(dialect=conn.dialect),
-                                       tuple(f"p_{k}" for k in parent_keys) + tuple(f"c_{k}" for k in rest),
+        written: list[Any] = []
+        for i, (table, keys, links) in enumerate(rows):
+            values = [bindparam(f"r{i}_{k}", type_=table.c[k].type) for k in keys]
+            if links:
+                stmt = insert(table).from_select([*keys, *(column for column, _ in links)],
+                                                 select(*values, *(written[j].c.id for _, j in links)))
+            else:
+                stmt = insert(table).values(dict(zip(keys, values)))
+            written.append(stmt.returning(table.c.id).cte(f"r{i}"))
+        _PREPARED[key] = _dbapi_runner(conn, select(*(cte.c.id for cte in written)).compile(dialect=conn.dialect),
+                                       tuple(f"r{i}_{k}" for i, (_, keys, _) in enumerate(rows) for k in keys),
                                        mode="one")
     return _PREPARED[key]
 
@@ -431,17 +439,23 @@ def _new(session: Session, model: type[M], values: dict[str, Any],
     return loaded(session, model, row)
 
 
-def new_pair(session: Session, parent: type[M], parent_values: dict[str, Any], child: type[N],
-             child_values: dict[str, Any], link: str) -> tuple[M, N]:
-    """:func:`new` for a row and a row of ``child`` whose ``link`` column points at it, written
-    with :func:`insert_pair` (one statement on PostgreSQL)."""
-    parent_row, child_row = _row(parent, parent_values), _row(child, child_values)
-    child_row.pop(link, None)
+def new_chain(session: Session, rows: list[tuple[type[SQLModel], dict[str, Any], dict[str, int]]]
+              ) -> list[SQLModel]:
+    """:func:`new` for rows (model, values, links) written by :func:`insert_chain` (one statement
+    on PostgreSQL): each ``links`` column gets the id of the earlier row it names."""
+    full = [_row(model, values) for model, values, _ in rows]
+    for row, (_, _, links) in zip(full, rows):
+        for column in links:
+            row.pop(column, None)
     session.flush()
-    parent_row["id"], child_row["id"] = insert_pair(session, parent.__table__, parent_row,  # type: ignore[attr-defined]
-                                                    child.__table__, child_row, link)  # type: ignore[attr-defined]
-    child_row[link] = parent_row["id"]
-    return loaded(session, parent, parent_row), loaded(session, child, child_row)
+    ids = insert_chain(session, [(model.__table__, row, links)  # type: ignore[attr-defined]
+                                 for row, (model, _, links) in zip(full, rows)])
+    objects = []
+    for row, (model, _, links), row_id in zip(full, rows, ids):
+        row.update({column: ids[i] for column, i in links.items()})
+        row["id"] = row_id
+        objects.append(loaded(session, model, row))
+    return objects
 
 
 def _row(model: type[SQLModel], values: dict[str, Any]) -> dict[str, Any]:

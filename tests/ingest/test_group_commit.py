@@ -191,6 +191,39 @@ def test_a_row_with_its_children_and_links_unless_taken(db_url, make_gateway, ch
         assert any(key[0] == "family" for key in fast._PREPARED)  # noqa: SLF001  (the one-statement path)
 
 
+def test_a_chain_of_rows_each_pointing_at_earlier_ones(db_url, make_gateway) -> None:
+    """fast.new_chain: a new sender's contact, identity, conversation and message, each link
+    column given the id of the row it names; one statement on PostgreSQL; a taken URN raises
+    IntegrityError, as the ORM would."""
+    gw = make_gateway(db_url)
+    now = datetime.now(timezone.utc)
+    rows = [
+        (Contact, dict(language="fr", created_at=now), {}),
+        (Identity, dict(urn="tel:+212600000555", scheme="tel", created_at=now, extra={}), {"contact_id": 0}),
+        (Conversation, dict(channel="sms", state={}, created_at=now, last_message_at=now),
+         {"contact_id": 0, "identity_id": 1}),
+        (Message, dict(direction="in", channel="sms", provider_message_id="SMchain", urn="tel:+212600000555",
+                       text="bonjour", status="received", created_at=now), {"contact_id": 0, "identity_id": 1,
+                                                                          "conversation_id": 2}),
+    ]
+    with gw.db.session() as session:
+        contact, identity, conversation, message = fast.new_chain(session, rows)
+        ids = (contact.id, identity.id, conversation.id, message.id)
+        assert identity.contact_id == contact.id and conversation.identity_id == identity.id  # type: ignore[attr-defined]
+        assert (message.contact_id, message.identity_id, message.conversation_id) == ids[:3]  # type: ignore[attr-defined]
+    with gw.db.session() as session:
+        stored = session.get(Message, ids[3])
+        assert stored is not None and (stored.contact_id, stored.identity_id, stored.conversation_id) == ids[:3]
+        assert stored.text == "bonjour" and session.get(Identity, ids[1]).contact_id == ids[0]  # type: ignore[union-attr]
+        assert session.get(Conversation, ids[2]).contact_id == ids[0]  # type: ignore[union-attr]
+    if gw.db.engine.dialect.name == "postgresql":
+        assert any(runner is not None for key, runner in fast._PREPARED.items()  # noqa: SLF001
+                   if key[0] == "chain" and [table for table, _, _ in key[2]]
+                   == ["contacts", "identities", "conversations", "messages"])
+    with gw.db.session() as session, pytest.raises(IntegrityError):
+        fast.new_chain(session, rows[:2])
+
+
 def test_prepared_insert_maps_constraint_errors(db_url, make_gateway) -> None:
     """The DBAPI fast path raises SQLAlchemy's IntegrityError, as the ORM path would."""
     gw = make_gateway(db_url)

@@ -58,9 +58,6 @@ class Rows(list):  # type: ignore[type-arg]
         return dict(zip(self.keys, self[0])) if self else None
 
 
-_QUERIES: dict[tuple[Any, ...], tuple[Executable, Callable[..., Rows] | None]] = {}
-
-
 def query(session: Session, stmt: Executable, params: dict[str, Any]) -> Rows:
     """Run a SELECT built once (a module-level statement: it is compiled once per dialect and
     kept) on the session's connection, after flushing pending ORM changes (the autoflush an ORM
@@ -69,13 +66,7 @@ def query(session: Session, stmt: Executable, params: dict[str, Any]) -> Rows:
     without its execution bookkeeping (about 40 microseconds a statement)."""
     session.flush()
     conn = session.connection()
-    key = (conn.dialect.name, id(stmt), tuple(params))
-    cached = _QUERIES.get(key)
-    if cached is None:
-        # The statement is kept with its runner, so its id cannot be reused by another one.
-        cached = _QUERIES[key] = (stmt, _dbapi_runner(conn, stmt.compile(dialect=conn.dialect),  # type: ignore[attr-defined]
-                                                      tuple(params), mode="all"))
-    runner = cached[1]
+    runner = _kept_runner(conn, stmt, tuple(params), "all")
     if runner is not None:
         return runner(conn, [params])  # type: ignore[no-any-return]
     result = conn.execute(stmt, params)
@@ -184,13 +175,31 @@ _Runner = Callable[[Connection, list[dict[str, Any]]], list[Any]]
 _PREPARED: dict[tuple[Any, ...], _Runner | None] = {}
 
 
+_KEPT: dict[tuple[Any, ...], tuple[Any, _Runner | None]] = {}
+# A caller that built a new statement on every call would fill the cache: past this many
+# statements, new ones are left to SQLAlchemy.
+_KEPT_LIMIT = 512
+
+
+def _kept_runner(conn: Connection, stmt: Any, keys: tuple[str, ...], mode: str) -> _Runner | None:
+    """The DBAPI runner (:func:`_dbapi_runner`) of a statement its caller built once and keeps,
+    compiled on first use; None when SQLAlchemy must run it. Cached with the statement itself, so
+    its id cannot come to name another statement."""
+    key = (conn.dialect.name, id(stmt), keys, mode)
+    cached = _KEPT.get(key)
+    if cached is not None:
+        return cached[1]
+    if len(_KEPT) >= _KEPT_LIMIT:
+        return None
+    runner = _dbapi_runner(conn, stmt.compile(dialect=conn.dialect), keys, mode=mode)
+    _KEPT[key] = (stmt, runner)
+    return runner
+
+
 def _run(conn: Connection, stmt: Any, values: dict[str, Any]) -> None:
     """Run a statement built once and kept (e.g. by :func:`_point`), with no result, on the DBAPI
     cursor when it can."""
-    key = ("run", conn.dialect.name, id(stmt), tuple(values))
-    if key not in _PREPARED:
-        _PREPARED[key] = _dbapi_runner(conn, stmt.compile(dialect=conn.dialect), tuple(values), mode="many")
-    runner = _PREPARED[key]
+    runner = _kept_runner(conn, stmt, tuple(values), "many")
     if runner is None:
         conn.execute(stmt, values)
     else:

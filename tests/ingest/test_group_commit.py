@@ -279,12 +279,25 @@ def test_query_returns_what_sqlalchemy_returns(db_url, make_gateway) -> None:
         assert found["extra"] == {"via": ["sms", 1]} and found["unreachable"] is False and found["tag"] == "tag"
         assert rows.scalar() == found["id"] and rows.first() == rows[0]
         if gw.db.engine.dialect.name == "postgresql":
-            assert any(runner is not None for stmt, runner in fast._QUERIES.values()  # noqa: SLF001
+            assert any(runner is not None for stmt, runner in fast._KEPT.values()  # noqa: SLF001
                        if stmt is _BY_URN_WITH_TAG)
         later = fast.query(session, _BY_URN_WITH_TAG, {**params, "since": at + timedelta(microseconds=1)})
         assert later == [] and later.mapping() is None and later.scalar() is None and later.first() is None
         assert fast.query(session, _URNS_BY_ID, {"ids": [found["id"], -1]}) == [("tel:+212600000777",)]
-        assert all(runner is None for stmt, runner in fast._QUERIES.values() if stmt is _URNS_BY_ID)  # noqa: SLF001
+        assert all(runner is None for stmt, runner in fast._KEPT.values() if stmt is _URNS_BY_ID)  # noqa: SLF001
+
+
+def test_statements_built_on_every_call_do_not_fill_the_cache(sqlite_url, make_gateway, monkeypatch) -> None:
+    """Past its limit, fast's cache of kept statements takes no new ones: they run through
+    SQLAlchemy, with the same rows."""
+    gw = make_gateway(sqlite_url)
+    monkeypatch.setattr(fast, "_KEPT", {})
+    monkeypatch.setattr(fast, "_KEPT_LIMIT", 3)
+    with gw.db.session() as session:
+        for i in range(10):
+            stmt = select_core(literal(i).label("n"), bindparam("x"))
+            assert fast.query(session, stmt, {"x": "y"}) == [(i, "y")]
+    assert len(fast._KEPT) == 3  # noqa: SLF001
 
 
 def test_statements_are_numbered_once_for_psycopg() -> None:

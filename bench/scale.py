@@ -7,8 +7,8 @@ indexes of ``0002_bench_indexes``) and dropped afterwards. Complaints are genera
 realistic distributions (administrations and categories from the default configuration,
 places weighted towards big cities, statuses by age, two years of dates weighted towards
 recent ones, texts from the routing dev set with their stored duplicate-detection features)
-and loaded with COPY, the secondary indexes being dropped during the load and rebuilt after it. At each size it times, through the gateway's
-own code paths (SQLAlchemy):
+and loaded with COPY, the secondary indexes being dropped during the load and rebuilt after
+it. At each size it times, through the gateway's own code paths (SQLAlchemy):
 
 - lookup by reference (``conversations.complaints.find_by_reference``), p50/p99;
 - an officer's inbox first page (administration, open statuses, newest first, 50 rows);

@@ -86,12 +86,12 @@ def create_complaint(
     ``opened_by``: rows that get the complaint's id in their ``complaint_id`` in the same
     statement (the message that opened it and its conversation).
     """
+    from conversations.duplicates import probable_duplicate, probable_duplicate_event  # duplicates imports this module
+
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")
     ack_due, answer_due = due_dates(now, config.deadlines, kind, administration)
     status = "assigned" if administration else "new"
-    from conversations.duplicates import probable_duplicate, probable_duplicate_event  # duplicates imports this module
-
     features = text_features.encode(text)
     events = [_event_row(actor, "created", at=now, to_status="new", data={"channel": channel, "kind": kind})]
     if administration:

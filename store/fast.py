@@ -46,9 +46,6 @@ class Rows(list):  # type: ignore[type-arg]
 
     keys: tuple[str, ...] = ()
 
-    def first(self) -> tuple[Any, ...] | None:
-        return self[0] if self else None
-
     def scalar(self) -> Any:
         """The first column of the first row (None without rows)."""
         return self[0][0] if self else None

@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter, Gauge
-from sqlalchemy import and_, bindparam, case, func, or_, select, update
+from sqlalchemy import BigInteger, String, and_, any_, bindparam, case, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session
 
 from conversations.complaints import add_event
@@ -117,6 +118,49 @@ _RECORD_SENT = update(_outbox).where(
     _outbox.c.id, _outbox.c.message_id)
 
 
+def _claim_in_one_statement(candidates: Any) -> Any:
+    """PostgreSQL: lock ``candidates`` (a SELECT of claimable outbox ids and statuses, rows locked
+    in id order so that claimers never deadlock; a row changed meanwhile is checked again once
+    its lock is free, as the conditional UPDATE does), claim them and read their messages, all in
+    one statement: one round trip instead of five."""
+    locked = candidates.with_for_update().cte("candidates")
+    taken = update(_outbox).where(_outbox.c.id == locked.c.id).values(
+        status="sending", locked_until=bindparam("until"), locked_by=bindparam("worker"),
+        attempts=_outbox.c.attempts + 1, updated_at=bindparam("now"),
+    ).returning(_outbox.c.id.label("outbox_id"), _outbox.c.attempts.label("outbox_attempts"),
+                _outbox.c.created_at.label("outbox_created_at"), locked.c.status.label("outbox_status"),
+                _outbox.c.message_id.label("outbox_message_id")).cte("taken")
+    return select(taken.c.outbox_id, taken.c.outbox_attempts, taken.c.outbox_created_at, taken.c.outbox_status,
+                  _messages, _complaints.c.reference).select_from(
+        taken.join(_messages, _messages.c.id == taken.c.outbox_message_id)
+        .outerjoin(_complaints, _complaints.c.id == _messages.c.complaint_id))
+
+
+_IDS = bindparam("ids", type_=ARRAY(BigInteger))
+_CLAIM_BY_ID_PG = _claim_in_one_statement(
+    select(_outbox.c.id, _outbox.c.status).where(_outbox.c.id == any_(_IDS), _CLAIMABLE).order_by(_outbox.c.id))
+_CLAIM_DUE_PG = _claim_in_one_statement(
+    select(_outbox.c.id, _outbox.c.status).where(_CLAIMABLE).order_by(_outbox.c.next_attempt_at, _outbox.c.id)
+    .limit(bindparam("limit")))
+# PostgreSQL: the outbox rows this worker still holds marked sent and their messages updated
+# with what the provider answered, in one statement (one row of the arrays per send).
+_SENT = func.unnest(bindparam("oids", type_=ARRAY(BigInteger)), bindparam("pids", type_=ARRAY(String)),
+                    bindparam("threads", type_=ARRAY(String)), bindparam("statuses", type_=ARRAY(String))
+                    ).table_valued("outbox_id", "pid", "thread", "new_status").render_derived(name="sent")
+_OWNED = update(_outbox).where(
+    _outbox.c.id == _SENT.c.outbox_id, _outbox.c.locked_by == bindparam("worker"), _outbox.c.status == "sending",
+).values(status="sent", locked_until=None, updated_at=bindparam("now"), last_error=None).returning(
+    _outbox.c.id.label("outbox_id"), _outbox.c.message_id.label("message_id"), _SENT.c.pid, _SENT.c.thread,
+    _SENT.c.new_status).cte("owned")
+_RECORD_SENT_PG = update(_messages).where(_messages.c.id == _OWNED.c.message_id).values(
+    provider_message_id=func.coalesce(_OWNED.c.pid, _messages.c.provider_message_id),
+    thread_ref=func.coalesce(_OWNED.c.thread, _messages.c.thread_ref),
+    status=case((or_(_messages.c.status == "queued", _messages.c.status == "failed"), _OWNED.c.new_status),
+                else_=_messages.c.status),
+    sent_at=func.coalesce(_messages.c.sent_at, bindparam("now", type_=_messages.c.sent_at.type)),
+).returning(_OWNED.c.outbox_id)
+
+
 class Delivery:
     """Sends outbox rows with the registered adapters and records what happened."""
 
@@ -131,10 +175,18 @@ class Delivery:
         """Claim ``ids`` (or up to ``limit`` due rows); rows someone else holds are skipped.
 
         One conditional UPDATE claims the whole batch (a row another worker took in between
-        no longer matches it), and one query reads the claimed messages."""
+        no longer matches it) and the claimed messages are read with it: on PostgreSQL in one
+        statement, on SQLite in one transaction of three."""
         now = self.core.clock.now()
         if ids is not None and not ids:
             return []
+        params = {"now": now, "until": now + self.lease, "worker": self.worker_id}
+        if not self.core.db.is_sqlite:
+            with self.core.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                claimed = conn.execute(*((_CLAIM_BY_ID_PG, {**params, "ids": ids}) if ids is not None else
+                                         (_CLAIM_DUE_PG, {**params, "limit": limit}))).all()
+            return self._claims(now, [(row.outbox_id, row.outbox_attempts, row.outbox_created_at, row.outbox_status,
+                                       row) for row in claimed])
         with self.core.db.session() as session:
             conn = session.connection()
             if ids is not None:
@@ -143,19 +195,22 @@ class Delivery:
                 candidates = dict(conn.execute(_CANDIDATES_DUE, {"now": now, "limit": limit}).all())
             if not candidates:
                 return []
-            taken = conn.execute(_CLAIM, {"ids": list(candidates), "now": now, "until": now + self.lease,
-                                          "worker": self.worker_id}).all()
+            taken = conn.execute(_CLAIM, {**params, "ids": list(candidates)}).all()
             if not taken:
                 return []
             rows = {row.id: row for row in conn.execute(_CLAIMED_MESSAGES, {"ids": [t.message_id for t in taken]})}
+        return self._claims(now, [(outbox_id, attempts, created_at, candidates[outbox_id], rows[message_id])
+                                  for outbox_id, attempts, message_id, created_at in taken if message_id in rows])
+
+    @staticmethod
+    def _claims(now: datetime, taken: list[tuple[int, int, datetime, str, Any]]) -> list[Claim]:
+        """Claims of ``(outbox id, attempts, row created at, status before the claim, message row
+        with its complaint's reference)``, in outbox id order."""
         claims = []
-        for outbox_id, attempts, message_id, created_at in taken:
-            if message_id not in rows:
-                continue
-            row = rows[message_id]
+        for outbox_id, attempts, created_at, status_before, row in taken:
             # An earlier attempt may have reached the provider (died mid-send, or timed out).
             maybe_sent = bool((row.raw or {}).get("maybe_sent"))
-            claims.append(Claim(outbox_id, attempts, candidates[outbox_id] == "sending" or maybe_sent,
+            claims.append(Claim(outbox_id, attempts, status_before == "sending" or maybe_sent,
                                 _outbound_from(row, row.reference), min(now, created_at) if maybe_sent else now))
         claims.sort(key=lambda c: c.outbox_id)
         return claims
@@ -180,25 +235,33 @@ class Delivery:
         self.record_sent_many_sync([(claim, result)])
 
     def record_sent_many_sync(self, sent: list[tuple[Claim, SendResult]]) -> None:
-        """Record successful sends in one transaction: one UPDATE of the outbox rows this worker
-        still holds, one batched UPDATE of their messages. A row whose lease was lost is left to
-        the worker that owns it now."""
+        """Record successful sends at once: the outbox rows this worker still holds marked sent and
+        their messages updated (one statement on PostgreSQL, one transaction of two on SQLite).
+        A row whose lease was lost is left to the worker that owns it now."""
         if not sent:
             return
         now = self.core.clock.now()
-        with self.core.db.session() as session:
-            conn = session.connection()
-            owned = dict(conn.execute(_RECORD_SENT, {"ids": [c.outbox_id for c, _ in sent], "now": now,
-                                                     "worker": self.worker_id}).all())
-            params = [{"mid": owned[claim.outbox_id], "pid": result.provider_message_id or None,
-                       "thread": result.thread_ref or None, "now": now,
-                       "new_status": "sandbox" if result.status == "sandbox" else "sent"}
-                      for claim, result in sent if claim.outbox_id in owned]
-            if params:
-                conn.execute(_MARK_SENT, params)
-        for claim, result in sent:
+        new_status = ["sandbox" if result.status == "sandbox" else "sent" for _, result in sent]
+        if not self.core.db.is_sqlite:
+            with self.core.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                owned = set(conn.execute(_RECORD_SENT_PG, {
+                    "oids": [c.outbox_id for c, _ in sent], "pids": [r.provider_message_id or None for _, r in sent],
+                    "threads": [r.thread_ref or None for _, r in sent], "statuses": new_status, "now": now,
+                    "worker": self.worker_id}).scalars())
+        else:
+            with self.core.db.session() as session:
+                conn = session.connection()
+                message_ids = dict(conn.execute(_RECORD_SENT, {"ids": [c.outbox_id for c, _ in sent], "now": now,
+                                                               "worker": self.worker_id}).all())
+                params = [{"mid": message_ids[claim.outbox_id], "pid": result.provider_message_id or None,
+                           "thread": result.thread_ref or None, "now": now, "new_status": status}
+                          for (claim, result), status in zip(sent, new_status) if claim.outbox_id in message_ids]
+                if params:
+                    conn.execute(_MARK_SENT, params)
+            owned = set(message_ids)
+        for (claim, _), status in zip(sent, new_status):
             if claim.outbox_id in owned:
-                MESSAGES_OUT.labels(claim.message.channel, "sandbox" if result.status == "sandbox" else "sent").inc()
+                MESSAGES_OUT.labels(claim.message.channel, status).inc()
 
     def record_transient_sync(self, claim: Claim, error: TransientDeliveryError) -> None:
         now = self.core.clock.now()

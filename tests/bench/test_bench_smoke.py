@@ -18,3 +18,45 @@ def test_load_harness_ledger_is_exact_on_embedded() -> None:
     assert report.ledger == "exact", report.ledger
     assert report.e2e_p50_ms is not None and report.drain_s is not None
     assert time.monotonic() - started < 60
+
+
+def test_resource_monitor_counts_children_and_looks_them_up_seldom(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    import psutil
+
+    from bench.common import ResourceMonitor
+
+    # A parent whose child burns CPU and holds 50 MB, as `gateway serve --processes N` forks.
+    code = ("import subprocess, sys; subprocess.run([sys.executable, '-c', "
+            "'import time; b = bytearray(50_000_000); t = time.process_time()\\n"
+            "while time.process_time() - t < 0.5: pass\\ntime.sleep(30)'])")
+    real_children = psutil.Process.children
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        lookups = 0
+
+        def counted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            nonlocal lookups
+            lookups += 1
+            return real_children(self, *args, **kwargs)
+
+        monkeypatch.setattr(psutil.Process, "children", counted)
+        deadline = time.monotonic() + 20
+        while not real_children(psutil.Process(parent.pid)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        monitor = ResourceMonitor([parent.pid], interval=0.01, tree_every=60).start()
+        while monitor.cpu() < 0.5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        lookups_before = lookups
+        time.sleep(0.3)  # about 30 samples of memory
+        monitor.stop()
+        assert monitor.cpu() >= 0.5  # the child's CPU, counted with its parent
+        assert monitor.peak_one_mb > 50 and monitor.peak_mb > 50
+        assert lookups - lookups_before <= 1  # the samples reuse the tree
+    finally:
+        for child in real_children(psutil.Process(parent.pid), recursive=True):
+            child.kill()
+        parent.kill()
+        parent.wait()

@@ -182,7 +182,7 @@ class Delivery:
             return []
         params = {"now": now, "until": now + self.lease, "worker": self.worker_id}
         if not self.core.db.is_sqlite:
-            with self.core.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            with self.core.db.autocommit() as conn:
                 claimed = conn.execute(*((_CLAIM_BY_ID_PG, {**params, "ids": ids}) if ids is not None else
                                          (_CLAIM_DUE_PG, {**params, "limit": limit}))).all()
             return self._claims(now, [(row.outbox_id, row.outbox_attempts, row.outbox_created_at, row.outbox_status,
@@ -243,7 +243,7 @@ class Delivery:
         now = self.core.clock.now()
         new_status = ["sandbox" if result.status == "sandbox" else "sent" for _, result in sent]
         if not self.core.db.is_sqlite:
-            with self.core.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            with self.core.db.autocommit() as conn:
                 owned = set(conn.execute(_RECORD_SENT_PG, {
                     "oids": [c.outbox_id for c, _ in sent], "pids": [r.provider_message_id or None for _, r in sent],
                     "threads": [r.thread_ref or None for _, r in sent], "statuses": new_status, "now": now,

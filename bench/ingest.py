@@ -1,10 +1,12 @@
 """In-process ingest benchmark: the cost of one inbound SMS, without HTTP or delivery.
 
-    .venv/bin/python -m bench.ingest [--db sqlite|postgres|both] [--messages 2000] [--batch 32]
+    .venv/bin/python -m bench.ingest [--db sqlite|postgres|both] [--messages 2000] [--batch 32] [--job 8]
 
 Each message comes from a new number with a text of the routing dev set, so it creates a routed
 complaint (duplicates searched) with its acknowledgement in the outbox, exactly as a webhook
 would. Messages are ingested in group commits of ``--batch``, as the gateway does under load.
+Then the acknowledgements are claimed and recorded as sent in jobs of ``--job`` ids, as a
+delivery worker does, without sending them (row "delivery": the worker's database bookkeeping).
 Printed per message: CPU time (``time.process_time``), wall time, and SQL statements sent to the
 database (``BEGIN``/``COMMIT`` included), after a warm-up; the baseline in the same run is a bare
 ``SELECT 1`` transaction per message on the same database. The CPU figure is the robust one: it
@@ -107,10 +109,11 @@ def measure(run: Callable[[int], None], messages: int, batch: int, counter: Stat
             "statements": (counter.count - statements) / messages, "per_s": messages / wall}
 
 
-def bench(kind: str, messages: int, warmup: int, batch: int) -> dict[str, dict[str, float]]:
+def bench(kind: str, messages: int, warmup: int, batch: int, job: int = 8) -> dict[str, dict[str, float]]:
+    from conversations.delivery import Delivery
     from conversations.dialogue import text_dialogue
     from conversations.ingest import ingest_batch_sync
-    from conversations.messages import InboundMessage
+    from conversations.messages import InboundMessage, SendResult
 
     texts, numbers = load_texts(), Numbers()
     sequence = iter(range(10**9))
@@ -125,11 +128,22 @@ def bench(kind: str, messages: int, warmup: int, batch: int) -> dict[str, dict[s
         gateway = build(url, Path(work))
         core = gateway.core
         counter = StatementCounter(core.db.engine)
+        queued: list[int] = []
 
         def ingest(n: int) -> None:
             for outcome in ingest_batch_sync(core, [(inbound(), text_dialogue) for _ in range(n)]):
                 if isinstance(outcome, BaseException):
                     raise outcome
+                queued.extend(outcome.outbox_ids)
+
+        worker = Delivery(core, gateway.adapters, worker_id="bench")
+        to_deliver = iter(queued)
+
+        def deliver(n: int) -> None:
+            claims = worker.claim_sync([next(to_deliver) for _ in range(n)])
+            if len(claims) != n:
+                raise RuntimeError(f"claimed {len(claims)} of {n} rows")
+            worker.record_sent_many_sync([(c, SendResult(f"SMbench{c.outbox_id}")) for c in claims])
 
         def baseline(n: int) -> None:
             for _ in range(n):
@@ -138,8 +152,11 @@ def bench(kind: str, messages: int, warmup: int, batch: int) -> dict[str, dict[s
 
         try:
             measure(ingest, warmup, batch, counter)
-            return {"baseline": measure(baseline, messages, 1, counter),
-                    "ingest": measure(ingest, messages, batch, counter)}
+            figures = {"baseline": measure(baseline, messages, 1, counter),
+                       "ingest": measure(ingest, messages, batch, counter)}
+            measure(deliver, warmup, job, counter)
+            figures["delivery"] = measure(deliver, messages, job, counter)
+            return figures
         finally:
             gateway.db.close()
 
@@ -150,12 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--batch", type=int, default=32, help="messages per group commit (default 32)")
+    parser.add_argument("--job", type=int, default=8, help="outbox ids per delivery job (default 8)")
     args = parser.parse_args(argv)
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
     print(f"{'database':<10} {'what':<9} {'CPU ms/msg':>10} {'wall ms/msg':>11} {'msg/s':>8} {'statements/msg':>14}"
           f" {'CPU x baseline':>14}")
     for kind in kinds:
-        figures = bench(kind, args.messages, args.warmup, args.batch)
+        figures = bench(kind, args.messages, args.warmup, args.batch, args.job)
         for what, f in figures.items():
             ratio = f["cpu_ms"] / figures["baseline"]["cpu_ms"]
             print(f"{kind:<10} {what:<9} {f['cpu_ms']:>10.3f} {f['wall_ms']:>11.3f} {f['per_s']:>8.0f} "

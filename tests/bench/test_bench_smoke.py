@@ -60,3 +60,13 @@ def test_resource_monitor_counts_children_and_looks_them_up_seldom(monkeypatch) 
             child.kill()
         parent.kill()
         parent.wait()
+
+
+def test_in_process_benchmark_ingests_and_delivers_every_message() -> None:
+    from bench.ingest import bench
+
+    figures = bench("sqlite", messages=24, warmup=8, batch=8, job=4)
+    assert set(figures) == {"baseline", "ingest", "delivery"}
+    # A new sender's complaint is a dozen statements; a job's claim and record two transactions.
+    assert figures["ingest"]["statements"] > 5 and 0 < figures["delivery"]["statements"] < figures["ingest"]["statements"]
+    assert all(f["cpu_ms"] > 0 and f["per_s"] > 0 for f in figures.values())

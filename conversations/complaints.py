@@ -92,7 +92,7 @@ def create_complaint(
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")
     ack_due, answer_due = due_dates(now, config.deadlines, kind, administration)
     status = "assigned" if administration else "new"
-    features = text_features.encode(text)
+    features = text_features.encoded(text)
     events = [_event_row(actor, "created", at=now, to_status="new", data={"channel": channel, "kind": kind})]
     if administration:
         events.append(_event_row(actor if created_by else "router", "routed", at=now,

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from config.loader import GatewayConfig
 from config.settings import Settings
+from conversations import text_features
 from conversations.chat_dialogue import chat_complaint_text, chat_dialogue
 from conversations.clock import Clock
 from conversations.dialogue import complaint_text, text_dialogue
@@ -84,12 +85,14 @@ class Core:
     def prepare(self, inbound: InboundMessage) -> str | None:
         """The work on ``inbound`` that needs no database, done before its transaction (on SQLite
         that holds the write lock every process waits for): returns the detected language, and
-        routes the text a new complaint would have, should the dialogue open one (the router
-        keeps the answer; for a follow-up the guess is wasted)."""
+        routes and encodes for duplicate detection the text a new complaint would have, should
+        the dialogue open one (the router and ``text_features.encoded`` keep the answers; for a
+        follow-up the guess is wasted)."""
         guess = COMPLAINT_TEXTS.get(inbound.channel)
         text = guess(inbound) if guess is not None and inbound.kind == "text" else None
         if text:
             self.router.route(text, channel=inbound.channel)
+            text_features.encoded(text)
         return self.detected_language(inbound)
 
     def reply_language(self, contact: Contact, detected: str | None) -> str:

@@ -117,6 +117,13 @@ def encode(text: str) -> bytes:
     return stored.tobytes()
 
 
+@lru_cache(maxsize=256)
+def encoded(text: str) -> bytes:
+    """:func:`encode`, remembered for the latest texts: ``Core.prepare`` encodes a message's text
+    before its transaction, and the complaint written in that transaction finds it here."""
+    return encode(text)
+
+
 def sizes(stored: bytes | None, text: str) -> tuple[int, int] | None:
     """How many words and trigrams ``stored`` holds, if it holds ``text``'s features (else None)."""
     if not stored or len(stored) < _HEADER.size:

@@ -69,3 +69,26 @@ def test_telegram_text_is_routed_before_the_transaction(sqlite_url, make_gateway
     gw.core.prepare(telegram("   "))
     gw.core.prepare(telegram("start", kind="command"))
     assert calls == [("Fuite d'eau devant l'école à Blida", False)]
+
+
+async def test_a_new_complaints_text_features_are_encoded_outside_the_transaction(sqlite_url, make_gateway,
+                                                                                 monkeypatch) -> None:
+    from conversations import text_features
+
+    gw = make_gateway(sqlite_url)
+    calls: list[tuple[str, bool]] = []
+    real = text_features.encode
+
+    def encode(text: str) -> bytes:
+        calls.append((text, bool(store_db._LOCK_HOLDERS)))
+        return real(text)
+
+    monkeypatch.setattr(text_features, "encode", encode)
+    text = "Les ordures ne sont pas ramassées depuis dix jours rue Didouche Mourad à Alger"
+    result = await gw.core.ingest(inbound(1, text=text))
+    assert result.created_complaint
+    assert calls == [(text, False)]  # the complaint's statement took the bytes computed before it
+    with gw.db.session() as s:
+        from store.models import Complaint
+
+        assert s.get(Complaint, result.complaint_id).text_features == real(text)

@@ -238,6 +238,40 @@ class ResourceMonitor:
             self._thread.join(2)
 
 
+def cpu_by_role(roles: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds (user+sys) used so far by each role's processes and their children, and by
+    what else shares the machine with them: PostgreSQL's and Redis's server processes (found by
+    name) and this process, the load generator. A process that ended is no longer counted."""
+    import psutil
+
+    def seconds(proc: psutil.Process) -> float:
+        try:
+            times = proc.cpu_times()
+            return float(times.user + times.system)
+        except psutil.Error:
+            return 0.0
+
+    used: dict[str, float] = {}
+    for role, pids in roles.items():
+        total = 0.0
+        for pid in pids:
+            try:
+                proc = psutil.Process(pid)
+                total += sum(seconds(p) for p in [proc, *proc.children(recursive=True)])
+            except psutil.Error:
+                continue
+        used[role] = total
+    servers = {"postgres": 0.0, "redis": 0.0}
+    for proc in psutil.process_iter(["name"]):
+        name = proc.info["name"] or ""
+        role = "postgres" if name.startswith("postgres") else "redis" if name.startswith("redis-server") else None
+        if role:
+            servers[role] += seconds(proc)
+    used.update(servers)
+    used["load generator"] = seconds(psutil.Process())
+    return used
+
+
 def wait_http(url: str, timeout: float, proc: Proc | None = None) -> None:
     """Poll ``url`` until it answers 200 (the child started), or fail with the child's log."""
     import urllib.request

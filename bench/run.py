@@ -38,6 +38,7 @@ from bench.common import (
     Proc,
     RequestFactory,
     ResourceMonitor,
+    cpu_by_role,
     free_port,
     load_texts,
     percentile,
@@ -72,6 +73,8 @@ class PhaseReport:
     peak_rss_one_mb: float = 0.0
     ledger: str = "-"
     ledger_problems: dict[str, int] = field(default_factory=dict)
+    # % of one core during the phase, by process: the gateway's and what shares the machine.
+    cpu_share: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -83,10 +86,21 @@ class Target:
     procs: list[Proc]
     provider_url: str | None = None
     database_url: str | None = None
+    provider: Proc | None = None
 
     @property
     def pids(self) -> list[int]:
         return [p.popen.pid for p in self.procs]
+
+    def roles(self) -> dict[str, list[int]]:
+        """The processes by role, for the CPU breakdown: servers (with the processes they fork),
+        RQ workers, the fake provider."""
+        roles: dict[str, list[int]] = defaultdict(list)
+        for proc in self.procs:
+            roles["worker" if proc.name.startswith("worker") else "server"].append(proc.popen.pid)
+        if self.provider is not None:
+            roles["provider"].append(self.provider.popen.pid)
+        return dict(roles)
 
 
 # -- systems under test --------------------------------------------------------------------------
@@ -137,7 +151,7 @@ def baseline_target(work: Path) -> Iterator[Target]:
 
 @contextmanager
 def embedded_target(work: Path, processes: int = 1) -> Iterator[Target]:
-    with _provider(work) as (_provider_proc, provider_url):
+    with _provider(work) as (provider, provider_url):
         port = free_port()
         env = _gateway_env(provider_url, work)
         server = spawn("gateway-embedded", ["-m", "gateway", "serve", "--port", str(port),
@@ -146,7 +160,7 @@ def embedded_target(work: Path, processes: int = 1) -> Iterator[Target]:
             url = f"http://127.0.0.1:{port}"
             wait_http(url + "/healthz", 60, server)
             db = f"sqlite:///{(work / 'var' / 'gateway.sqlite3').resolve()}"
-            yield Target("embedded", url, [server], provider_url, db)
+            yield Target("embedded", url, [server], provider_url, db, provider)
         finally:
             server.stop()
 
@@ -185,7 +199,7 @@ def postgres_redis_target(work: Path, workers: int, processes: int = 1) -> Itera
     from redis import Redis
 
     queue_name = f"bench-{uuid.uuid4().hex[:12]}"
-    with fresh_pg_database() as db_url, _provider(work) as (_provider_proc, provider_url):
+    with fresh_pg_database() as db_url, _provider(work) as (provider, provider_url):
         env = _gateway_env(provider_url, work)
         env.update({"GATEWAY_DATABASE_URL": db_url, "GATEWAY_REDIS_URL": REDIS_URL, "GATEWAY_QUEUE_NAME": queue_name})
         port = free_port()
@@ -199,7 +213,7 @@ def postgres_redis_target(work: Path, workers: int, processes: int = 1) -> Itera
             for proc in procs[1:]:
                 if proc.popen.poll() is not None:
                     raise RuntimeError(f"{proc.name} exited:\n{proc.tail()}")
-            yield Target("postgres-redis", url, procs, provider_url, db_url)
+            yield Target("postgres-redis", url, procs, provider_url, db_url, provider)
         finally:
             for proc in procs:
                 proc.stop()
@@ -377,7 +391,7 @@ def run_target(target: Target, plan: Plan, factory: RequestFactory, log: bool = 
                 wait_drained(target, expected, plan.drain_timeout)
         for kind, label, value in plan.phases():
             monitor.reset_peak()
-            cpu0 = monitor.cpu()
+            cpu0, shares0, started = monitor.cpu(), cpu_by_role(target.roles()), time.monotonic()
             if kind == "closed":
                 load = asyncio.run(closed_loop(target.url, factory, int(value), plan.duration))
             else:
@@ -388,9 +402,12 @@ def run_target(target: Target, plan: Plan, factory: RequestFactory, log: bool = 
                 print(f"bench: {target.name} {label}: backlog not drained within {plan.drain_timeout}s",
                       file=sys.stderr)
             cpu = monitor.cpu() - cpu0
+            shares, elapsed = cpu_by_role(target.roles()), time.monotonic() - started
             replies = provider_replies(target) if end_to_end else None
             report = summarise(target.name, label, load, replies, cpu, monitor.peak_mb)
             report.peak_rss_one_mb = monitor.peak_one_mb
+            report.cpu_share = {role: 100 * max(0.0, used - shares0.get(role, 0.0)) / elapsed
+                                for role, used in shares.items()}
             reports.append(report)
             if log:
                 print(f"  {target.name:15} {label:14} acked {report.acked:6d} at {report.ack_per_s:7.0f}/s, "
@@ -459,6 +476,15 @@ def render_table(reports: Sequence[PhaseReport]) -> str:
     if ratios:
         out += ["", "relative to the baseline (same phase; e2e is compared with the baseline's acknowledgement):",
                 line([name for name, _ in COLUMNS]), *ratios]
+    roles = [role for role in ("server", "worker", "postgres", "redis", "load generator", "provider")
+             if any(role in r.cpu_share for r in reports)]
+    if roles:
+        out += ["", "CPU by process, % of one core over the phase (its load and drain): the gateway's and what "
+                    "shares the machine with it", "  ".join(["mode".ljust(15), "phase".ljust(14),
+                                                            *(role.rjust(max(len(role), 6)) for role in roles)])]
+        out += ["  ".join([r.mode.ljust(15), r.phase.ljust(14), *(
+            (f"{r.cpu_share[role]:.0f}" if role in r.cpu_share else "-").rjust(max(len(role), 6)) for role in roles)])
+            for r in reports]
     return "\n".join(out)
 
 

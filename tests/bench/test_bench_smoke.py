@@ -17,6 +17,8 @@ def test_load_harness_ledger_is_exact_on_embedded() -> None:
     assert report.sent > 10 and report.acked == report.sent and report.errors == 0
     assert report.ledger == "exact", report.ledger
     assert report.e2e_p50_ms is not None and report.drain_s is not None
+    assert {"server", "provider", "postgres", "redis", "load generator"} <= set(report.cpu_share)
+    assert report.cpu_share["server"] > 0 and report.cpu_share["load generator"] > 0
     assert time.monotonic() - started < 60
 
 

@@ -21,12 +21,13 @@ TEXTS = ["Pas d'eau au robinet depuis trois jours à Oran",
 
 @pytest.fixture
 def clock() -> FixedClock:
-    """The gateway's clock, a little ahead of the real time at which the outbox queues rows."""
-    return FixedClock(datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=5))
+    """The gateway's clock (the outbox dates its rows by the real time: see ``replies_queued``)."""
+    return FixedClock(datetime.now(timezone.utc).replace(microsecond=0))
 
 
 def replies_queued(gw: Any, n: int) -> list[int]:
-    """Ingest ``n`` complaints from new numbers: the outbox ids of their acknowledgements."""
+    """Ingest ``n`` complaints from new numbers: the outbox ids of their acknowledgements. The
+    gateway's clock is then put a second past the real time, so that the rows are due."""
     ids: list[int] = []
     for i in range(n):
         result = gw.core.ingest_in_session(InboundMessage(
@@ -34,6 +35,7 @@ def replies_queued(gw: Any, n: int) -> list[int]:
             service_address="+212522000000", text=TEXTS[i % len(TEXTS)], received_at=gw.core.clock.now()))
         ids.extend(result.outbox_ids)
     assert len(ids) == n
+    gw.core.clock.at = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=1)
     return ids
 
 
@@ -47,9 +49,9 @@ def sent(claims: list[Claim], status: str = "sent") -> list[tuple[Claim, SendRes
 
 
 def test_a_row_has_one_holder_until_its_lease_expires(db_url: str, make_gateway: Any, clock: FixedClock) -> None:
-    now = clock.now()
     gw = make_gateway(db_url, clock=clock, delivery_lease_seconds=60)
     ids = replies_queued(gw, 3)
+    now = clock.now()
     a, b = (Delivery(gw.core, gw.adapters, worker_id=w) for w in ("a", "b"))
 
     claims = a.claim_sync(list(reversed(ids)))

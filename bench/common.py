@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 from twilio.request_validator import RequestValidator
@@ -146,20 +147,57 @@ def spawn(name: str, args: Sequence[str], env: dict[str, str], log_dir: Path) ->
     return Proc(name, popen, log_path)
 
 
-@dataclass
-class ResourceSample:
-    cpu_seconds: float = 0.0
-    peak_rss_mb: float = 0.0
+def process_tree(pids: Sequence[int]) -> list[Any]:
+    """The processes ``pids`` with their children (``gateway serve --processes N`` forks its
+    servers: they count with their parent); those that ended are left out. Finding children reads
+    every process's ``/proc`` entry: done once per call."""
+    import psutil
+
+    tree: list[Any] = []
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            tree += [proc, *proc.children(recursive=True)]
+        except psutil.Error:
+            continue
+    return tree
+
+
+def _cpu_seconds(proc: Any) -> float:
+    import psutil
+
+    try:
+        times = proc.cpu_times()
+        return float(times.user + times.system)
+    except psutil.Error:
+        return 0.0
+
+
+def cpu_by_role(roles: dict[str, list[int]]) -> dict[str, float]:
+    """CPU seconds (user+sys) used so far by each role's processes and their children, and by
+    what else shares the machine with them: PostgreSQL's and Redis's server processes (found by
+    name) and this process, the load generator. A process that ended is no longer counted."""
+    import psutil
+
+    used = {role: sum(_cpu_seconds(proc) for proc in process_tree(pids)) for role, pids in roles.items()}
+    servers = {"postgres": 0.0, "redis": 0.0}
+    for proc in psutil.process_iter(["name"]):
+        name = proc.info["name"] or ""
+        role = "postgres" if name.startswith("postgres") else "redis" if name.startswith("redis-server") else None
+        if role:
+            servers[role] += _cpu_seconds(proc)
+    used.update(servers)
+    used["load generator"] = _cpu_seconds(psutil.Process())
+    return used
 
 
 @dataclass
 class ResourceMonitor:
-    """CPU (user+sys) and peak RSS of a set of processes and their children, sampled in a thread.
+    """Peak RSS of a set of processes and their children, sampled in a thread.
 
-    The sampling runs in the load generator's process, on the machine under test: finding the
-    children means reading every process's ``/proc`` entry, so the tree is looked up afresh only
-    every ``tree_every`` seconds while sampling (at 0.1 s it cost the load generator about half
-    of its CPU), and on every ``cpu()``."""
+    The sampling runs in the load generator's process, on the machine under test: the process
+    tree is looked up again only every ``tree_every`` seconds (looked up on every 0.1 s sample, it
+    cost the load generator about half of its CPU)."""
 
     pids: list[int]
     interval: float = 0.1
@@ -168,40 +206,17 @@ class ResourceMonitor:
     _peak_one: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
-    _tree: list[object] = field(default_factory=list)
+    _tree: list[Any] = field(default_factory=list)
     _tree_at: float = -1e9
-
-    def _procs(self, fresh: bool = True) -> list[object]:
-        import psutil
-
-        if fresh or time.monotonic() - self._tree_at >= self.tree_every:
-            tree: list[object] = []
-            for pid in self.pids:
-                try:
-                    proc = psutil.Process(pid)
-                    # `gateway serve --processes N` forks its servers: count them with their parent.
-                    tree += [proc, *proc.children(recursive=True)]
-                except psutil.NoSuchProcess:
-                    continue
-            self._tree, self._tree_at = tree, time.monotonic()
-        return self._tree
-
-    def cpu(self) -> float:
-        total = 0.0
-        for proc in self._procs():
-            try:
-                times = proc.cpu_times()  # type: ignore[attr-defined]
-                total += times.user + times.system
-            except Exception:
-                pass
-        return total
 
     def rss_mb(self) -> float:
         """The processes' resident memory in MB, summed; also tracks the largest single one."""
+        if time.monotonic() - self._tree_at >= self.tree_every:
+            self._tree, self._tree_at = process_tree(self.pids), time.monotonic()
         total = 0
-        for proc in self._procs(fresh=False):
+        for proc in self._tree:
             try:
-                rss = proc.memory_info().rss  # type: ignore[attr-defined]
+                rss = proc.memory_info().rss
             except Exception:
                 continue
             total += rss
@@ -236,40 +251,6 @@ class ResourceMonitor:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(2)
-
-
-def cpu_by_role(roles: dict[str, list[int]]) -> dict[str, float]:
-    """CPU seconds (user+sys) used so far by each role's processes and their children, and by
-    what else shares the machine with them: PostgreSQL's and Redis's server processes (found by
-    name) and this process, the load generator. A process that ended is no longer counted."""
-    import psutil
-
-    def seconds(proc: psutil.Process) -> float:
-        try:
-            times = proc.cpu_times()
-            return float(times.user + times.system)
-        except psutil.Error:
-            return 0.0
-
-    used: dict[str, float] = {}
-    for role, pids in roles.items():
-        total = 0.0
-        for pid in pids:
-            try:
-                proc = psutil.Process(pid)
-                total += sum(seconds(p) for p in [proc, *proc.children(recursive=True)])
-            except psutil.Error:
-                continue
-        used[role] = total
-    servers = {"postgres": 0.0, "redis": 0.0}
-    for proc in psutil.process_iter(["name"]):
-        name = proc.info["name"] or ""
-        role = "postgres" if name.startswith("postgres") else "redis" if name.startswith("redis-server") else None
-        if role:
-            servers[role] += seconds(proc)
-    used.update(servers)
-    used["load generator"] = seconds(psutil.Process())
-    return used
 
 
 def wait_http(url: str, timeout: float, proc: Proc | None = None) -> None:

@@ -391,7 +391,7 @@ def run_target(target: Target, plan: Plan, factory: RequestFactory, log: bool = 
                 wait_drained(target, expected, plan.drain_timeout)
         for kind, label, value in plan.phases():
             monitor.reset_peak()
-            cpu0, shares0, started = monitor.cpu(), cpu_by_role(target.roles()), time.monotonic()
+            shares0, started = cpu_by_role(target.roles()), time.monotonic()
             if kind == "closed":
                 load = asyncio.run(closed_loop(target.url, factory, int(value), plan.duration))
             else:
@@ -401,13 +401,13 @@ def run_target(target: Target, plan: Plan, factory: RequestFactory, log: bool = 
             if end_to_end and not wait_drained(target, expected, plan.drain_timeout):
                 print(f"bench: {target.name} {label}: backlog not drained within {plan.drain_timeout}s",
                       file=sys.stderr)
-            cpu = monitor.cpu() - cpu0
             shares, elapsed = cpu_by_role(target.roles()), time.monotonic() - started
+            used = {role: max(0.0, seconds - shares0.get(role, 0.0)) for role, seconds in shares.items()}
+            cpu = used.get("server", 0.0) + used.get("worker", 0.0)  # the gateway's processes
             replies = provider_replies(target) if end_to_end else None
             report = summarise(target.name, label, load, replies, cpu, monitor.peak_mb)
             report.peak_rss_one_mb = monitor.peak_one_mb
-            report.cpu_share = {role: 100 * max(0.0, used - shares0.get(role, 0.0)) / elapsed
-                                for role, used in shares.items()}
+            report.cpu_share = {role: 100 * seconds / elapsed for role, seconds in used.items()}
             reports.append(report)
             if log:
                 print(f"  {target.name:15} {label:14} acked {report.acked:6d} at {report.ack_per_s:7.0f}/s, "
